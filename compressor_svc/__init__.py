@@ -1,0 +1,1 @@
+"""Compressor service: the smallest file that meets a VMAF-NEG target, scene by scene."""

@@ -1,0 +1,38 @@
+"""`python -m mesh.healthcheck HOST:PORT [SERVICE]`: exit 0 when the gRPC health check says SERVING.
+
+Used by compose health checks and `vidaio-mesh health`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def check(address: str, service: str = "", timeout: float = 3.0) -> str:
+    """The status name (SERVING, NOT_SERVING, ...) or UNREACHABLE."""
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+    except grpc.RpcError as exc:
+        return "UNKNOWN_SERVICE" if exc.code() == grpc.StatusCode.NOT_FOUND else "UNREACHABLE"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("address")
+    parser.add_argument("service", nargs="?", default="")
+    parser.add_argument("--timeout", type=float, default=3.0)
+    args = parser.parse_args()
+    status = check(args.address, args.service, args.timeout)
+    print(status)
+    sys.exit(0 if status == "SERVING" else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Server bootstrap shared by every service: grpc.aio, health, reflection and a graceful SIGTERM drain.
+
+A service builds a `ServiceHost`, registers its servicers, starts it, loads what it needs, and only then
+calls `set_serving(True)`: health says NOT_SERVING until the service says it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class ServiceHost:
+    """One grpc.aio server hosting a service's servicers, the health servicer and reflection."""
+
+    def __init__(self, host: str = "0.0.0.0", port: int = 0, drain_seconds: float = 10.0) -> None:
+        self.server = grpc.aio.server(options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ])
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._service_names: list[str] = []
+        self._address = f"{host}:{port}"
+        self._drain_seconds = drain_seconds
+        self.port: int = 0
+        self._stopped = asyncio.Event()
+
+    def add_service(self, descriptor: ServiceDescriptor, register: Callable[[object, grpc.aio.Server], None],
+                    servicer: object) -> None:
+        """Register a servicer; its full name goes into health and reflection."""
+        register(servicer, self.server)
+        self._service_names.append(descriptor.full_name)
+
+    async def start(self) -> int:
+        """Bind and start serving (health NOT_SERVING); returns the bound port."""
+        reflection.enable_server_reflection(
+            (*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(self._address)
+        if self.port == 0:
+            raise OSError(f"could not bind {self._address}")
+        await self.set_serving(False)
+        await self.server.start()
+        log.info("listening", extra={"address": self._address, "port": self.port,
+                                     "services": self._service_names})
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        """Flip the overall and per-service health status."""
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *self._service_names):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, give in-flight ones `grace` seconds, then stop."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self._drain_seconds if grace is None else grace)
+        self._stopped.set()
+
+    async def serve_until_signal(self, on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Run until SIGTERM or SIGINT, then drain, call `on_shutdown`, and return."""
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_requested.set)
+        await stop_requested.wait()
+        log.info("draining", extra={"grace_seconds": self._drain_seconds})
+        await self.stop()
+        if on_shutdown is not None:
+            await on_shutdown()

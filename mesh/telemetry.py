@@ -1,0 +1,66 @@
+"""OpenTelemetry set-up from the standard OTEL_* variables.
+
+Traces and metrics are exported over OTLP/gRPC only when OTEL_EXPORTER_OTLP_ENDPOINT (or the
+per-signal variant) is set; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured by the SDK.
+gRPC client and server calls are instrumented, health checks excluded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer, filters
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+_NOT_HEALTH = filters.negate(filters.service_name("grpc.health.v1.Health"))
+
+
+def _endpoint_for(signal: str) -> bool:
+    return bool(os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+@dataclass
+class Telemetry:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def shutdown(self) -> None:
+        """Flush and stop exporters so the last spans of a stopping process are not lost."""
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+_current: Telemetry | None = None
+
+
+def init_telemetry(service: str) -> Telemetry:
+    """Install tracer and meter providers and gRPC instrumentation once per process."""
+    global _current
+    if _current is not None:
+        return _current
+    disabled = os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true"
+    resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service),
+                                "service.namespace": "vidaio-mesh"})
+    tracer_provider = TracerProvider(resource=resource)
+    readers = []
+    if not disabled and _endpoint_for("TRACES"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if not disabled and _endpoint_for("METRICS"):
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    GrpcAioInstrumentorServer(filter_=_NOT_HEALTH).instrument()
+    GrpcAioInstrumentorClient(filter_=_NOT_HEALTH).instrument()
+    _current = Telemetry(tracer_provider, meter_provider)
+    return _current

@@ -1,0 +1,1 @@
+"""Upscaler service: Real-ESRGAN video upscaling for the subnet's upscaling tasks."""

@@ -1,0 +1,1 @@
+"""Operator commands (`vidaio-mesh`). The only package allowed to import several services' cores."""

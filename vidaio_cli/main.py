@@ -1,0 +1,13 @@
+"""`vidaio-mesh`: operator commands. Each command lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import typer
+
+from vidaio_cli import infra
+
+app = typer.Typer(help="vidaio-mesh: run, check and score a Vidaio (subnet 85) miner mesh.",
+                  no_args_is_help=True, add_completion=False)
+
+for module in (infra,):
+    module.register(app)
