@@ -47,6 +47,8 @@ class S3Settings(BaseSettings):
     bucket: str = Field("vidaio-mesh", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]+$")
     secure: bool = False
     region: str = "us-east-1"
+    public_endpoint: str = Field("", description="host:port validators download from, when it differs from endpoint")
+    public_secure: bool | None = Field(None, description="https for public_endpoint (default: same as secure)")
     presign_seconds: int = Field(6 * 3600, ge=60, le=7 * 24 * 3600,
                                  description="presigned URL lifetime (validators may fetch late)")
 

@@ -36,6 +36,11 @@ class ObjectStore:
         http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=3, read=60), retries=False, maxsize=16)
         self.client = Minio(settings.endpoint, access_key=settings.access_key, secret_key=settings.secret_key,
                             secure=settings.secure, region=settings.region, http_client=http)
+        # Presigning is offline signing; URLs must name the host validators reach (e.g. not `minio:9000`).
+        public_secure = settings.secure if settings.public_secure is None else settings.public_secure
+        self._signer = Minio(settings.public_endpoint, access_key=settings.access_key,
+                             secret_key=settings.secret_key, secure=public_secure,
+                             region=settings.region) if settings.public_endpoint else self.client
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
@@ -61,7 +66,7 @@ class ObjectStore:
         seconds = lifetime_seconds or self.settings.presign_seconds
         if not 1 <= seconds <= 7 * 24 * 3600:
             raise InvalidInput(f"presigned URL lifetime must be 1 s to 7 days, got {seconds} s")
-        url = self._call("presign", self.client.presigned_get_object, bucket or self.bucket, key,
+        url = self._call("presign", self._signer.presigned_get_object, bucket or self.bucket, key,
                          expires=dt.timedelta(seconds=seconds))
         return PresignedUrl(url, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
 

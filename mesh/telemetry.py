@@ -8,6 +8,9 @@ gRPC client and server calls are instrumented, health checks excluded.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
@@ -17,8 +20,10 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span
 
 _NOT_HEALTH = filters.negate(filters.service_name("grpc.health.v1.Health"))
+_tracer = trace.get_tracer("vidaio-mesh")
 
 
 def _endpoint_for(signal: str) -> bool:
@@ -64,3 +69,20 @@ def init_telemetry(service: str) -> Telemetry:
     GrpcAioInstrumentorClient(filter_=_NOT_HEALTH).instrument()
     _current = Telemetry(tracer_provider, meter_provider)
     return _current
+
+
+@contextmanager
+def stage_span(stage: str, timings: list[tuple[str, float]] | None = None, **attributes: object) -> Iterator[Span]:
+    """A child span `stage.<name>` for one pipeline stage; failures set the span's error status.
+
+    The stage's wall time is appended to `timings` (for the result's StageTiming list) even on failure.
+    """
+    started = time.monotonic()
+    span_attributes = {"mesh.stage": stage, **{f"mesh.{key}": value for key, value in attributes.items()}}
+    with _tracer.start_as_current_span(f"stage.{stage}", attributes=span_attributes,
+                                       record_exception=True, set_status_on_exception=True) as span:
+        try:
+            yield span
+        finally:
+            if timings is not None:
+                timings.append((stage, time.monotonic() - started))
