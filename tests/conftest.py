@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
 
-from mesh.config import S3Settings
+from janitor_svc.config import JanitorSettings
+from janitor_svc.server import JanitorServer
+from mesh.config import RedisSettings, S3Settings
 from mesh.embedded import EmbeddedS3, EmbeddedValkey
 from mesh.ffmpeg import run_ffmpeg_sync
 from mesh.storage import ObjectStore
@@ -70,3 +75,58 @@ def cut_clip(source: Path, dest: Path, *, frames: int, width: int | None = None,
     args += ["-c:v", codec, "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(dest)]
     run_ffmpeg_sync(args, timeout=120)
     return dest
+
+
+class JanitorThread:
+    """A real janitor server (gRPC + deletion loop) on its own event loop in a background thread, so
+    sync and async tests alike can call it over loopback."""
+
+    def __init__(self, settings: JanitorSettings, redis_url: str, s3_settings: S3Settings) -> None:
+        self._args = (settings, RedisSettings(url=redis_url), s3_settings)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="janitor-server", daemon=True)
+        self.server: JanitorServer | None = None
+        self.port = 0
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+
+    async def _start(self) -> int:
+        self.server = JanitorServer(*self._args)
+        return await self.server.start()
+
+    def start(self) -> str:
+        self._thread.start()
+        self.port = self._call(self._start())
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        try:
+            if self.server is not None:
+                self._call(self.server.stop(grace=1))
+        except (concurrent.futures.TimeoutError, RuntimeError):
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+def janitor_test_settings(**overrides: object) -> JanitorSettings:
+    """Loopback, a free port, and short leases / polls so tests see deletions within a second."""
+    values: dict[str, object] = dict(host="127.0.0.1", port=0, drain_seconds=1, lease_seconds=3,
+                                     idle_poll_seconds=0.1, health_interval_seconds=0.5, backoff_seconds=0.2,
+                                     backoff_max_seconds=1, temp_dirs=[])
+    values.update(overrides)
+    return JanitorSettings(**values)
+
+
+@pytest.fixture()
+def janitor_address(redis_url, s3_settings) -> str:
+    """"127.0.0.1:PORT" of a real janitor (gRPC + deletion worker) on the embedded Valkey and S3;
+    it deletes from `s3_settings.bucket` by default and is SERVING when this returns."""
+    janitor = JanitorThread(janitor_test_settings(), redis_url, s3_settings)
+    address = janitor.start()
+    try:
+        yield address
+    finally:
+        janitor.stop()

@@ -1,0 +1,35 @@
+"""`python -m janitor_svc` / `janitor-svc`: the janitor process (JANITOR_*, REDIS_URL, S3_* settings)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from janitor_svc.config import JanitorSettings
+from janitor_svc.server import JanitorServer
+from mesh.config import RedisSettings, S3Settings, load_settings
+from mesh.logs import configure_logging
+from mesh.telemetry import init_telemetry
+
+SERVICE = "janitor"
+
+
+async def serve(settings: JanitorSettings, redis_settings: RedisSettings, s3_settings: S3Settings) -> None:
+    server = JanitorServer(settings, redis_settings, s3_settings)
+    await server.start()
+    await server.host.serve_until_signal(on_shutdown=server.close_background)
+
+
+def main() -> None:
+    settings = load_settings(JanitorSettings)
+    redis_settings = load_settings(RedisSettings)
+    s3_settings = load_settings(S3Settings)
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = init_telemetry(SERVICE)
+    try:
+        asyncio.run(serve(settings, redis_settings, s3_settings))
+    finally:
+        telemetry.shutdown()
+
+
+if __name__ == "__main__":
+    main()

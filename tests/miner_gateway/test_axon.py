@@ -1,0 +1,369 @@
+"""End to end: a real bittensor Dendrite signing as a validator, the gateway's real Axon on loopback, and
+scripted gRPC backends. The chain is the only fake (a small metagraph object)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import bittensor
+import pytest
+
+from miner_gateway.protocol import (
+    CompetitionInvitationProtocol,
+    CompetitionSubmissionProtocol,
+    CompressionMinerPayload,
+    ContentLength,
+    LengthCheckProtocol,
+    TaskType,
+    TaskWarrantProtocol,
+    UpscalingMinerPayload,
+    VideoCompressionJobProtocol,
+    VideoCompressionPollProtocol,
+    VideoCompressionProtocol,
+    VideoUpscalingJobProtocol,
+    VideoUpscalingPollProtocol,
+    VideoUpscalingProtocol,
+)
+from tests.miner_gateway.conftest import call, load_fixture, post_raw
+from tests.miner_gateway.scripted import result_url
+
+ROUTE_FIXTURES = [
+    (TaskWarrantProtocol, "era_a_task_warrant.json"),
+    (TaskWarrantProtocol, "head_task_warrant.json"),
+    (LengthCheckProtocol, "length_check.json"),
+    (VideoUpscalingProtocol, "era_a_upscaling.json"),
+    (VideoUpscalingProtocol, "head_upscaling.json"),
+    (VideoCompressionProtocol, "era_a_compression.json"),
+    (VideoCompressionProtocol, "transition_compression.json"),
+    (VideoCompressionProtocol, "head_compression.json"),
+    (VideoUpscalingJobProtocol, "upscaling_job.json"),
+    (VideoCompressionJobProtocol, "compression_job.json"),
+    (VideoUpscalingPollProtocol, "poll.json"),
+    (VideoCompressionPollProtocol, "poll.json"),
+    (CompetitionInvitationProtocol, "competition_invitation.json"),
+    (CompetitionSubmissionProtocol, "competition_submission.json"),
+]
+
+
+def urls(*behaviours: str) -> list[str]:
+    return [f"https://v.test/{behaviour}/{index}.mp4" for index, behaviour in enumerate(behaviours)]
+
+
+def produced(response: bittensor.Synapse) -> list[str]:
+    """The job ids behind the result URLs (the gateway picks a fresh id per synapse)."""
+    return [
+        url.rsplit("/", 1)[-1].removesuffix(".mp4") for url in response.miner_response.optimized_video_urls
+    ]
+
+
+@pytest.mark.parametrize(
+    ("synapse_class", "fixture"),
+    ROUTE_FIXTURES,
+    ids=[f"{cls.__name__}-{name.removesuffix('.json')}" for cls, name in ROUTE_FIXTURES],
+)
+async def test_every_route_answers_request_bodies_of_every_era(
+    gateway, dendrite, synapse_class, fixture
+) -> None:
+    response = await post_raw(dendrite, gateway, synapse_class, load_fixture(fixture))
+    assert response.status_code == 200, response.text
+    answered = synapse_class(**response.json())
+    body = load_fixture(fixture)
+    if synapse_class is TaskWarrantProtocol:
+        assert answered.warrant_task is TaskType.UPSCALING
+    elif synapse_class is LengthCheckProtocol:
+        assert answered.max_content_length is ContentLength.FIVE
+    elif synapse_class in (VideoUpscalingProtocol, VideoCompressionProtocol):
+        inputs = body["miner_payload"].get("reference_video_urls") or [
+            body["miner_payload"]["reference_video_url"]
+        ]
+        outputs = answered.miner_response.optimized_video_urls
+        assert len(outputs) == len(inputs) and all(outputs)
+        assert answered.miner_response.optimized_video_url == outputs[0]
+    elif synapse_class in (VideoUpscalingJobProtocol, VideoCompressionJobProtocol):
+        assert answered.job_response.accepted is True
+    elif synapse_class in (VideoUpscalingPollProtocol, VideoCompressionPollProtocol):
+        assert answered.poll_response.status in ("processing", "completed", "failed")
+        assert answered.poll_response.job_id == body["job_id"]
+    elif synapse_class is CompetitionInvitationProtocol:
+        assert answered.invitation_response.participating is False
+        assert answered.invitation_response.echo_nonce == body["invitation_nonce"]
+    else:
+        assert answered.submission_response.status.value == "NOT_READY"
+        assert answered.submission_response.echo_nonce == body["request_nonce"]
+
+
+async def test_era_a_reply_carries_the_scalar_an_era_a_validator_reads(gateway, dendrite, backend) -> None:
+    response = await post_raw(dendrite, gateway, VideoUpscalingProtocol, load_fixture("era_a_upscaling.json"))
+    reply = response.json()["miner_response"]
+    assert reply["optimized_video_url"].startswith("https://results.test/")
+    assert reply["optimized_video_urls"] == [reply["optimized_video_url"]]
+    assert backend.script.requests[0].scale == 4, "Era A SD24K scales by 4"
+
+
+async def test_warrant_and_content_length_come_from_configuration(gateway_factory, dendrite) -> None:
+    gateway = await gateway_factory(warrant_task="COMPRESSION", max_content_length=10)
+    assert (await call(dendrite, gateway, TaskWarrantProtocol())).warrant_task is TaskType.COMPRESSION
+    assert (await call(dendrite, gateway, LengthCheckProtocol())).max_content_length is ContentLength.TEN
+
+
+async def test_urls_stay_aligned_when_one_item_fails(gateway, dendrite) -> None:
+    synapse = VideoUpscalingProtocol(
+        round_id="r1",
+        miner_payload=UpscalingMinerPayload(
+            reference_video_urls=urls("ok", "slow", "fail", "ok", "ok"), task_types=["SD24K"] * 5
+        ),
+    )
+    response = await call(dendrite, gateway, synapse)
+    assert response.dendrite.status_code == 200
+    outputs = response.miner_response.optimized_video_urls
+    assert [bool(url) for url in outputs] == [True, True, False, True, True]
+    assert [job.rsplit("-", 1)[1] for job in produced(response) if job] == ["0", "1", "3", "4"]
+    assert response.miner_response.optimized_video_url == outputs[0]
+
+
+async def test_compression_synapse_runs_every_item(gateway, dendrite, backend) -> None:
+    synapse = VideoCompressionProtocol(
+        miner_payload=CompressionMinerPayload(
+            reference_video_urls=urls("ok", "fail", "ok"),
+            target_codec="hevc",
+            codec_mode="VBR",
+            target_bitrate=5.0,
+        )
+    )
+    response = await call(dendrite, gateway, synapse)
+    assert [bool(url) for url in response.miner_response.optimized_video_urls] == [True, False, True]
+    assert {request.target_bitrate_mbps for request in backend.script.requests} == {5.0}
+
+
+@pytest.mark.parametrize(
+    ("caller", "reason"),
+    [
+        ("stranger", "unknown hotkey"),
+        ("registered_miner", "non-validator hotkey"),
+    ],
+)
+async def test_blacklisted_hotkey_never_reaches_a_service(gateway, wallets, backend, caller, reason) -> None:
+    outsider = bittensor.Dendrite(wallet=getattr(wallets, caller))
+    try:
+        for synapse in (
+            VideoUpscalingProtocol(miner_payload=UpscalingMinerPayload(reference_video_urls=urls("ok"))),
+            VideoCompressionJobProtocol(
+                job_id="j1", miner_payload=CompressionMinerPayload(reference_video_urls=urls("ok"))
+            ),
+            TaskWarrantProtocol(),
+            CompetitionInvitationProtocol(),
+        ):
+            response = await call(outsider, gateway, synapse)
+            assert response.dendrite.status_code == 403
+            assert reason in response.dendrite.status_message
+    finally:
+        await outsider.aclose_session()
+    assert backend.script.requests == []
+
+
+async def test_minimum_stake_is_enforced_and_priority_is_stake(gateway_factory, wallets, backend) -> None:
+    gateway = await gateway_factory(min_stake=100.0)
+    poor = bittensor.Dendrite(wallet=wallets.poor_validator)
+    try:
+        response = await call(
+            poor,
+            gateway,
+            VideoUpscalingProtocol(miner_payload=UpscalingMinerPayload(reference_video_urls=urls("ok"))),
+        )
+    finally:
+        await poor.aclose_session()
+    assert response.dendrite.status_code == 403 and "stake below" in response.dendrite.status_message
+    assert backend.script.requests == []
+    priority = gateway.axon.priority_fns["VideoUpscalingProtocol"]
+    rich = VideoUpscalingProtocol(
+        dendrite=bittensor.TerminalInfo(hotkey=wallets.validator.hotkey.ss58_address)
+    )
+    assert await priority(rich) == 5000.0
+
+
+async def test_local_network_mode_uses_the_configured_validator_list(
+    wallets, redis_url, backend, dendrite
+) -> None:
+    from mesh.embedded import free_port
+    from miner_gateway.config import GatewaySettings
+    from miner_gateway.server import Gateway
+
+    settings = GatewaySettings(
+        _env_file=None,
+        host="127.0.0.1",
+        port=0,
+        axon_port=free_port(),
+        network="local",
+        validator_hotkeys=[wallets.validator.hotkey.ss58_address],
+        upscaler_addrs=[backend.address],
+        drain_seconds=0,
+    )
+    gateway = Gateway(settings, wallets.miner, redis_url=redis_url)
+    await gateway.start()
+    stranger = bittensor.Dendrite(wallet=wallets.second_validator)
+    try:
+        assert (await call(dendrite, gateway, TaskWarrantProtocol())).dendrite.status_code == 200
+        assert (await call(stranger, gateway, TaskWarrantProtocol())).dendrite.status_code == 403
+    finally:
+        await stranger.aclose_session()
+        await gateway.stop()
+
+
+async def test_metagraph_resync_admits_a_newly_permitted_validator(
+    gateway_factory, wallets, fake_metagraph
+) -> None:
+    gateway = await gateway_factory(metagraph_sync_seconds=0.2)
+    newcomer = bittensor.Dendrite(wallet=wallets.second_validator)
+    try:
+        assert (await call(newcomer, gateway, TaskWarrantProtocol())).dendrite.status_code == 403
+        fake_metagraph.register(wallets.second_validator.hotkey.ss58_address, True, 100.0)
+        for _ in range(30):
+            await asyncio.sleep(0.1)
+            response = await call(newcomer, gateway, TaskWarrantProtocol())
+            if response.dendrite.status_code == 200:
+                break
+    finally:
+        await newcomer.aclose_session()
+    assert response.dendrite.status_code == 200 and response.warrant_task is TaskType.UPSCALING
+
+
+async def test_deadline_expiry_returns_empty_urls_in_time(gateway_factory, dendrite, backend) -> None:
+    gateway = await gateway_factory(deadline_margin_seconds=1.0)
+    synapse = VideoUpscalingProtocol(
+        miner_payload=UpscalingMinerPayload(reference_video_urls=urls("hang", "ok"))
+    )
+    started = time.monotonic()
+    response = await call(dendrite, gateway, synapse, timeout=3.0)
+    elapsed = time.monotonic() - started
+    assert response.dendrite.status_code == 200, response.dendrite.status_message
+    assert response.miner_response.optimized_video_urls[0] == ""
+    assert response.miner_response.optimized_video_urls[1].startswith("https://results.test/")
+    for _ in range(50):
+        if backend.script.cancelled:
+            break
+        await asyncio.sleep(0.02)
+    assert backend.script.cancelled == 1, "the late call was cancelled, so the service stops its work"
+    assert 1.9 < elapsed < 3.0, (
+        "answered after the gRPC deadline (timeout - margin) and before the dendrite gave up"
+    )
+
+
+async def test_upscaling_job_is_accepted_polled_and_completed(gateway, dendrite, backend) -> None:
+    job_id = "3d6f0c1e-8b2a-4f5d-9c7e-1a2b3c4d5e6f"
+    payload = UpscalingMinerPayload(reference_video_urls=urls("ok", "hold"), task_types=["SD2HD"])
+    kickoff = await call(dendrite, gateway, VideoUpscalingJobProtocol(job_id=job_id, miner_payload=payload))
+    assert kickoff.job_response.accepted is True
+    poll = await call(dendrite, gateway, VideoUpscalingPollProtocol(job_id=job_id))
+    assert poll.poll_response.status == "processing"
+    again = await call(dendrite, gateway, VideoUpscalingJobProtocol(job_id=job_id, miner_payload=payload))
+    assert again.job_response.accepted is True
+    backend.script.release.set()
+    for _ in range(100):
+        poll = await call(dendrite, gateway, VideoUpscalingPollProtocol(job_id=job_id))
+        if poll.poll_response.status != "processing":
+            break
+        await asyncio.sleep(0.05)
+    assert poll.poll_response.status == "completed"
+    assert poll.poll_response.optimized_video_urls == [result_url(f"{job_id}-0"), result_url(f"{job_id}-1")]
+    assert poll.poll_response.optimized_video_url == result_url(f"{job_id}-0")
+    assert len(backend.script.requests) == 2, "the repeated kick-off did not start the job twice"
+
+
+async def test_job_without_id_is_refused_and_unknown_jobs_poll_failed(gateway, dendrite, backend) -> None:
+    kickoff = await call(
+        dendrite,
+        gateway,
+        VideoCompressionJobProtocol(miner_payload=CompressionMinerPayload(reference_video_urls=urls("ok"))),
+    )
+    assert kickoff.job_response.accepted is False
+    for poll_class in (VideoUpscalingPollProtocol, VideoCompressionPollProtocol):
+        poll = await call(dendrite, gateway, poll_class(job_id="00000000-0000-4000-8000-000000000000"))
+        assert poll.dendrite.status_code == 200 and poll.poll_response.status == "failed"
+    assert backend.script.requests == []
+
+
+@pytest.mark.parametrize(
+    ("synapse_class", "body", "mentions"),
+    [
+        (
+            VideoUpscalingProtocol,
+            {"miner_payload": {"reference_video_urls": "https://v.test/ok/0.mp4"}},
+            "reference_video_urls",
+        ),
+        (
+            VideoUpscalingProtocol,
+            {"miner_payload": {"maximum_optimized_size_mb": 0}},
+            "maximum_optimized_size_mb",
+        ),
+        (
+            VideoCompressionProtocol,
+            {"miner_payload": {"reference_video_url": "x", "vmaf_threshold": 150}},
+            "vmaf_threshold",
+        ),
+        (VideoUpscalingPollProtocol, {"job_id": {"nested": True}}, "job_id"),
+        (CompetitionInvitationProtocol, {"registration_deadline": "2026-08-25T00:00:00"}, "timezone"),
+        (CompetitionSubmissionProtocol, {"request_nonce": "short"}, "request_nonce"),
+        (LengthCheckProtocol, {"max_content_length": 20}, "max_content_length"),
+    ],
+)
+async def test_malformed_payloads_are_answered_with_a_reason(
+    gateway, dendrite, backend, synapse_class, body, mentions
+) -> None:
+    response = await post_raw(dendrite, gateway, synapse_class, body)
+    assert response.status_code == 400
+    assert mentions in response.json()["message"]
+    assert backend.script.requests == []
+    assert (await call(dendrite, gateway, TaskWarrantProtocol())).dendrite.status_code == 200
+
+
+async def test_body_that_is_not_json_is_answered_and_the_gateway_keeps_serving(gateway, dendrite) -> None:
+    response = await post_raw(dendrite, gateway, VideoUpscalingProtocol, "{not json")
+    assert 400 <= response.status_code < 500
+    assert (await call(dendrite, gateway, TaskWarrantProtocol())).warrant_task is TaskType.UPSCALING
+
+
+async def test_competition_synapses_are_answered_not_participating(gateway, dendrite) -> None:
+    invitation = await call(
+        dendrite, gateway, CompetitionInvitationProtocol(**load_fixture("competition_invitation.json"))
+    )
+    assert invitation.dendrite.status_code == 200
+    reply = invitation.invitation_response
+    assert (reply.participating, reply.competition_id) == (False, "compression-2026-08")
+    assert reply.refusal_reason and reply.supported_competition_type is None
+    submission = await call(
+        dendrite, gateway, CompetitionSubmissionProtocol(**load_fixture("competition_submission.json"))
+    )
+    answer = submission.submission_response
+    assert (answer.status.value, answer.repository_url, answer.github_pat) == ("NOT_READY", "", "")
+
+
+async def test_one_span_per_synapse_with_its_context_propagated_to_the_services(
+    gateway, dendrite, backend, spans, wallets
+) -> None:
+    spans.clear()
+    synapse = VideoUpscalingProtocol(
+        round_id="round-42",
+        miner_payload=UpscalingMinerPayload(
+            reference_video_urls=urls("ok", "fail"), task_types=["SD24K", "SD2HD"]
+        ),
+    )
+    await call(dendrite, gateway, synapse)
+    finished = spans.get_finished_spans()
+    [root] = [span for span in finished if span.name == "synapse VideoUpscalingProtocol"]
+    assert root.attributes["mesh.route"] == "VideoUpscalingProtocol"
+    assert root.attributes["mesh.validator.hotkey"] == wallets.validator.hotkey.ss58_address
+    assert root.attributes["mesh.round_id"] == "round-42"
+    assert root.attributes["mesh.task_type"] == "upscaling"
+    items = sorted(
+        (span for span in finished if span.name == "mesh.item"),
+        key=lambda span: span.attributes["mesh.item.index"],
+    )
+    assert [(s.attributes["mesh.item.index"], s.attributes["mesh.task_type"]) for s in items] == [
+        (0, "SD24K"),
+        (1, "SD2HD"),
+    ]
+    assert all(item.parent.span_id == root.context.span_id for item in items)
+    trace_id = format(root.context.trace_id, "032x")
+    assert len(backend.script.traceparents) == 2
+    assert all(parent and parent.split("-")[1] == trace_id for parent in backend.script.traceparents)
