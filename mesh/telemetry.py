@@ -8,11 +8,9 @@ gRPC client and server calls are instrumented, health checks excluded.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer, filters
 from opentelemetry.sdk.metrics import MeterProvider
@@ -20,7 +18,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, Status, StatusCode
 
 _NOT_HEALTH = filters.negate(filters.service_name("grpc.health.v1.Health"))
 _tracer = trace.get_tracer("vidaio-mesh")
@@ -71,18 +69,35 @@ def init_telemetry(service: str) -> Telemetry:
     return _current
 
 
-@contextmanager
-def stage_span(stage: str, timings: list[tuple[str, float]] | None = None, **attributes: object) -> Iterator[Span]:
-    """A child span `stage.<name>` for one pipeline stage; failures set the span's error status.
 
-    The stage's wall time is appended to `timings` (for the result's StageTiming list) even on failure.
-    """
-    started = time.monotonic()
-    span_attributes = {"mesh.stage": stage, **{f"mesh.{key}": value for key, value in attributes.items()}}
-    with _tracer.start_as_current_span(f"stage.{stage}", attributes=span_attributes,
-                                       record_exception=True, set_status_on_exception=True) as span:
-        try:
-            yield span
-        finally:
-            if timings is not None:
-                timings.append((stage, time.monotonic() - started))
+class StageSpans:
+    """Turns a job's progress stream into one child span per stage (`stage.<name>`) of the current span,
+    with each progress update as a span event and a failure as the open stage's error status."""
+
+    def __init__(self) -> None:
+        self._parent = otel_context.get_current()
+        self._span: Span | None = None
+        self._stage = ""
+
+    def progress(self, stage: str, done: int = 0, total: int = 0, unit: str = "", message: str = "") -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            if stage:
+                self._span = _tracer.start_span(f"stage.{stage}", context=self._parent,
+                                                attributes={"mesh.stage": stage})
+        if self._span is not None:
+            self._span.add_event("progress", {"mesh.done": done, "mesh.total": total, "mesh.unit": unit,
+                                              "mesh.message": message})
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark the open stage (or, before any stage, nothing) as failed with the reason, and end it."""
+        if self._span is not None:
+            self._span.record_exception(exc)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        self.close()
+
+    def close(self) -> None:
+        if self._span is not None:
+            self._span.end()
+        self._span, self._stage = None, ""

