@@ -24,7 +24,10 @@ _NOT_HEALTH = filters.negate(filters.service_name("grpc.health.v1.Health"))
 _tracer = trace.get_tracer("vidaio-mesh")
 
 
-def _endpoint_for(signal: str) -> bool:
+def _exports(signal: str) -> bool:
+    """OTLP export for TRACES or METRICS: an endpoint is configured and OTEL_<signal>_EXPORTER is not `none`."""
+    if os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() == "none":
+        return False
     return bool(os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
@@ -52,11 +55,11 @@ def init_telemetry(service: str) -> Telemetry:
                                 "service.namespace": "vidaio-mesh"})
     tracer_provider = TracerProvider(resource=resource)
     readers = []
-    if not disabled and _endpoint_for("TRACES"):
+    if not disabled and _exports("TRACES"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    if not disabled and _endpoint_for("METRICS"):
+    if not disabled and _exports("METRICS"):
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))

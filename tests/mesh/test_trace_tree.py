@@ -15,6 +15,7 @@ from tests.otlp_receiver import OtlpTraceReceiver, ReceivedSpan
 from vidaio_cli.mesh_stack import EmbeddedMesh
 
 VIDAIO_MESH = Path(sys.executable).parent / "vidaio-mesh"
+GATEWAY = "miner-gateway"  # the gateway's default OTEL_SERVICE_NAME
 ROUTES = {"VideoUpscalingProtocol": ("upscaler", "/mesh.v1.Upscaler/Upscale",
                                      {"fetch", "probe", "upscale", "verify", "upload", "schedule"}),
           "VideoCompressionProtocol": ("compressor", "/mesh.v1.Compressor/Compress",
@@ -22,7 +23,7 @@ ROUTES = {"VideoUpscalingProtocol": ("upscaler", "/mesh.v1.Upscaler/Upscale",
 
 
 def _round_is_exported(spans: list[ReceivedSpan]) -> bool:
-    roots = [s for s in spans if s.service == "gateway" and s.name.startswith("synapse Video")]
+    roots = [s for s in spans if s.service == GATEWAY and s.name.startswith("synapse Video")]
     schedules = [s for s in spans if s.service == "janitor" and s.name.endswith("/ScheduleDeletion")]
     return len(roots) >= 2 and len(schedules) >= 2
 
@@ -46,16 +47,17 @@ def test_each_synapse_is_one_trace_through_gateway_services_and_janitor(tmp_path
         receiver.stop()
 
     for route, (service, rpc, stages) in ROUTES.items():
-        root = next(s for s in spans if s.service == "gateway" and s.name == f"synapse {route}")
+        root = next(s for s in spans if s.service == GATEWAY and s.name == f"synapse {route}")
         assert root.attributes.get("mesh.route") == route
         trace = {s.span_id: s for s in spans if s.trace_id == root.trace_id}
-        assert {s.service for s in trace.values()} == {"gateway", service, "janitor"}, route
-        orphans = [s.name for s in trace.values() if s is not root and s.parent_span_id not in trace]
+        assert {s.service for s in trace.values()} == {GATEWAY, service, "janitor"}, route
+        orphans = [s.name for s in trace.values() if s.parent_span_id and s.parent_span_id not in trace]
         assert not orphans, f"{route}: spans whose parent is not in the trace: {orphans}"
+        assert len([s for s in trace.values() if not s.parent_span_id]) == 1, "one root span per synapse"
 
         server = next(s for s in trace.values() if s.service == service and s.name == rpc)
         client = trace[server.parent_span_id]
-        assert client.service == "gateway" and client.name == rpc
+        assert client.service == GATEWAY and client.name == rpc
         stage_spans = {s.name.removeprefix("stage."): s for s in trace.values()
                        if s.service == service and s.name.startswith("stage.")}
         assert stages <= stage_spans.keys(), f"{route}: stages {sorted(stage_spans)}"

@@ -1,0 +1,34 @@
+"""`python -m compressor_svc` / `compressor-svc`: the compressor (COMPRESSOR_*, JANITOR_ADDR, S3_*)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from compressor_svc.config import CompressorSettings
+from compressor_svc.server import CompressorServer
+from mesh.config import S3Settings, load_settings
+from mesh.logs import configure_logging
+from mesh.telemetry import init_telemetry
+
+SERVICE = "compressor"
+
+
+async def serve(settings: CompressorSettings, s3_settings: S3Settings) -> None:
+    server = CompressorServer(settings, s3_settings)
+    await server.start()
+    await server.host.serve_until_signal(on_shutdown=server.close)
+
+
+def main() -> None:
+    settings = load_settings(CompressorSettings)
+    s3_settings = load_settings(S3Settings)
+    configure_logging(SERVICE, settings.log_level)
+    telemetry = init_telemetry(SERVICE)
+    try:
+        asyncio.run(serve(settings, s3_settings))
+    finally:
+        telemetry.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Encoders per codec family: the quality knob, its range, presets ordered slow→fast and the ffmpeg args.
+
+CPU encoders (libsvtav1, libx265, libx264, libvpx-vp9) always exist in imageio-ffmpeg's build. NVENC is
+used only where `mesh.ffmpeg.nvenc_available` proves the encoder opens on this machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mesh.errors import InvalidInput
+from mesh.ffmpeg import nvenc_available
+
+CODECS = ("av1", "hevc", "h264", "vp9")
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """One ffmpeg encoder and how to drive its constant-quality mode.
+
+    `q` is the encoder's quality parameter (CRF or CQ): higher means smaller and worse. `presets` run from
+    slowest (smallest files) to fastest, with `preset_cost` the encode time relative to `default_preset`.
+    `vmaf_slope` (VMAF-NEG per q step, negative) and `size_slope` (d ln bytes per q step) seed the search
+    before two probes have measured the real curve; `guess` maps a VMAF-NEG target to a first q.
+    """
+
+    codec: str
+    name: str
+    hardware: bool
+    q_min: float
+    q_max: float
+    q_step: float
+    presets: tuple[str, ...]
+    preset_cost: tuple[float, ...]
+    default_preset: str
+    vmaf_slope: float
+    size_slope: float
+    guess_at_89: float
+    guess_per_point: float
+
+    def guess(self, target: float) -> float:
+        """A first q for VMAF-NEG `target`, from typical 30 fps content at this encoder's default preset."""
+        return self.clamp(self.guess_at_89 - (target - 89) * self.guess_per_point)
+
+    def clamp(self, q: float) -> float:
+        snapped = round(q / self.q_step) * self.q_step
+        return round(min(self.q_max, max(self.q_min, snapped)), 4)
+
+    def cost(self, preset: str) -> float:
+        return self.preset_cost[self.presets.index(preset)]
+
+    def args(self, q: float, preset: str, *, threads: int, tuned: bool = True) -> list[str]:
+        """Output options for one constant-quality encode at `q` with `preset`.
+
+        `tuned` adds the options we found to give more VMAF-NEG per bit; without it the encoder runs on
+        its defaults (what ab-av1 or a stock miner would run).
+        """
+        if preset not in self.presets:
+            raise ValueError(f"{self.name} has no preset {preset!r}")
+        return _ARGS[self.name](self, q, preset, threads, tuned)
+
+
+def _svtav1(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
+    params = f"crf={q:g}:lp={threads}"
+    return ["-c:v", "libsvtav1", "-preset", preset, "-svtav1-params", params]
+
+
+def _x265(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
+    params = f"log-level=error:pools={threads}"
+    if tuned:
+        params += ":psy-rd=0:psy-rdoq=0"
+    return ["-c:v", "libx265", "-preset", preset, "-crf", f"{q:g}", "-profile:v", "main",
+            "-x265-params", params]
+
+
+def _x264(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
+    return ["-c:v", "libx264", "-preset", preset, "-crf", f"{q:g}", "-profile:v", "high",
+            "-threads", str(threads)]
+
+
+def _vp9(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
+    return ["-c:v", "libvpx-vp9", "-crf", f"{int(q)}", "-b:v", "0", "-deadline", "good", "-cpu-used", preset,
+            "-row-mt", "1", "-threads", str(threads), "-profile:v", "0"]
+
+
+def _nvenc(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
+    profile = ["-profile:v", "main"] if enc.codec in ("hevc", "av1") else ["-profile:v", "high"]
+    return ["-c:v", enc.name, "-preset", preset, "-tune", "hq", "-rc", "vbr", "-cq", f"{q:g}", "-b:v", "0",
+            *profile]
+
+
+_ARGS = {"libsvtav1": _svtav1, "libx265": _x265, "libx264": _x264, "libvpx-vp9": _vp9,
+         "av1_nvenc": _nvenc, "hevc_nvenc": _nvenc, "h264_nvenc": _nvenc}
+
+_X26X_PRESETS = ("slow", "medium", "fast", "veryfast", "ultrafast")
+_NVENC_PRESETS = ("p7", "p6", "p5", "p4", "p3", "p2", "p1")
+_NVENC_COST = (2.5, 1.8, 1.3, 1.0, 0.8, 0.7, 0.6)
+
+CPU_ENCODERS = {
+    "av1": Encoder("av1", "libsvtav1", False, 1, 63, 0.25, ("4", "5", "6", "7", "8", "10", "12"),
+                   (2.7, 2.2, 1.85, 1.35, 1.0, 0.5, 0.45), "8", -0.8, -0.05, 45, 2.5),
+    "hevc": Encoder("hevc", "libx265", False, 0, 51, 0.25, _X26X_PRESETS, (3.2, 1.0, 0.7, 0.6, 0.3),
+                    "medium", -1.6, -0.11, 28, 1.0),
+    "h264": Encoder("h264", "libx264", False, 0, 51, 0.25, _X26X_PRESETS, (1.6, 1.0, 0.7, 0.4, 0.2),
+                    "medium", -1.6, -0.11, 25, 1.0),
+    "vp9": Encoder("vp9", "libvpx-vp9", False, 0, 63, 1, ("1", "2", "3", "4", "5"),
+                   (2.2, 1.5, 1.2, 1.0, 0.9), "4", -0.6, -0.05, 42, 2.0),
+}
+
+NVENC_ENCODERS = {
+    "av1": Encoder("av1", "av1_nvenc", True, 1, 63, 0.25, _NVENC_PRESETS, _NVENC_COST, "p5",
+                   -0.8, -0.05, 38, 2.0),
+    "hevc": Encoder("hevc", "hevc_nvenc", True, 1, 51, 0.25, _NVENC_PRESETS, _NVENC_COST, "p5",
+                    -1.4, -0.1, 28, 1.0),
+    "h264": Encoder("h264", "h264_nvenc", True, 1, 51, 0.25, _NVENC_PRESETS, _NVENC_COST, "p5",
+                    -1.4, -0.1, 25, 1.0),
+}
+
+
+def normalize_codec(codec: str) -> str:
+    """'AV1', 'h265', 'HEVC', 'avc' ... -> one of CODECS; INVALID_ARGUMENT otherwise."""
+    name = codec.strip().lower()
+    name = {"h265": "hevc", "x265": "hevc", "avc": "h264", "x264": "h264", "libsvtav1": "av1"}.get(name, name)
+    if name not in CODECS:
+        raise InvalidInput(f"unsupported target codec {codec!r} (one of {', '.join(CODECS)})")
+    return name
+
+
+def select_encoder(codec: str, *, allow_hardware: bool = True) -> Encoder:
+    """NVENC for `codec` when it really opens here (and is allowed), else the CPU encoder."""
+    family = normalize_codec(codec)
+    hardware = NVENC_ENCODERS.get(family)
+    if allow_hardware and hardware is not None and nvenc_available(hardware.name):
+        return hardware
+    return CPU_ENCODERS[family]
+

@@ -1,0 +1,213 @@
+"""The compressor over real gRPC with a real janitor, SeaweedFS S3 and Valkey; sources served over HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import http.server
+import itertools
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from compressor_svc.config import CompressorSettings
+from compressor_svc.server import CompressorServer
+from mesh.config import S3Settings
+from mesh.media import probe
+from mesh.storage import ObjectStore
+from mesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
+from mesh.vmaf import measure
+from tests.compressor_svc.test_pipeline import ffmpeg_children, validator_style
+
+
+class SourceHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files from a directory; /stall answers headers and then never finishes the body."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        if self.path == "/stall":
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 << 20))
+            self.end_headers()
+            self.wfile.write(b"\0" * 1024)
+            self.wfile.flush()
+            self.release.wait(30)
+            return
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def source_dir(clips_dir: Path, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sources")
+    validator_style(clips_dir, folder / "two-scenes.mp4", frames_each=24, size="192x108")
+    (folder / "garbage.mp4").write_bytes(b"definitely not a video" * 50)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def http_base(source_dir: Path):
+    handler = functools.partial(SourceHandler, directory=str(source_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    SourceHandler.release.set()
+    server.shutdown()
+    thread.join(5)
+
+
+def settings_for(janitor_address: str, work_dir: Path, **overrides: object) -> CompressorSettings:
+    values: dict[str, object] = dict(host="127.0.0.1", port=0, drain_seconds=1, janitor_addr=janitor_address,
+                                     allow_private_sources=True, work_dir=work_dir, max_concurrent_jobs=1,
+                                     max_queued_jobs=0)
+    values.update(overrides)
+    return CompressorSettings(**values)
+
+
+@pytest.fixture()
+async def compressor(janitor_address: str, s3_settings: S3Settings, tmp_path: Path):
+    server = CompressorServer(settings_for(janitor_address, tmp_path / "work"), s3_settings)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield server, channel
+    await channel.close()
+    await server.stop(grace=1)
+
+
+async def collect(stub, request, timeout: float) -> list[compressor_pb2.CompressEvent]:
+    return [event async for event in stub.Compress(request, timeout=timeout)]
+
+
+async def test_compress_streams_progress_then_a_url_to_the_verified_file(
+        compressor, http_base: str, source_dir: Path, s3_settings: S3Settings):
+    server, channel = compressor
+    health = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="mesh.v1.Compressor"), timeout=5)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    request = compressor_pb2.CompressRequest(source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=89,
+                                             target_codec=common_pb2.VIDEO_CODEC_AV1, job_id="e2e-av1")
+    arrivals: list[float] = []
+    events = []
+    async for event in stub.Compress(request, timeout=120):
+        arrivals.append(time.monotonic())
+        events.append(event)
+    kinds = [event.WhichOneof("event") for event in events]
+    assert kinds[-1] == "result" and kinds.count("result") == 1 and kinds[0] == "progress"
+    stages = {event.progress.stage for event in events if event.HasField("progress")}
+    assert stages >= {"queued", "fetch", "search", "verify", "upload"}
+    assert max(b - a for a, b in itertools.pairwise(arrivals)) <= 1.5, "progress at least once a second"
+
+    result = events[-1].result
+    assert result.meets_threshold and result.vmaf_neg >= 89 and result.encoder
+    assert result.output.object_key.startswith("processing/compression/e2e-av1/")
+    assert {g.name for g in result.gates} >= {"codec", "frame_count", "compression_ratio", "vmaf_neg_floor"}
+    assert all(gate.passed for gate in result.gates)
+    delete_at = result.output.delete_at.ToDatetime(tzinfo=dt.UTC)
+    expected = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=s3_settings.presign_seconds + 600)
+    assert abs((delete_at - expected).total_seconds()) < 60, "the janitor scheduled the deletion"
+    assert ObjectStore(s3_settings).exists(result.output.object_key)
+
+    async with httpx.AsyncClient() as client:
+        response = await client.get(result.output.presigned_url, timeout=30)
+    assert response.status_code == 200
+    downloaded = source_dir.parent / "downloaded.mp4"
+    downloaded.write_bytes(response.content)
+    facts, source = probe(downloaded), probe(source_dir / "two-scenes.mp4")
+    assert facts.size_bytes == result.media.size_bytes and facts.codec == "av1"
+    assert (facts.width, facts.height, facts.frame_count) == (source.width, source.height, source.frame_count)
+    scores = await measure(downloaded, source_dir / "two-scenes.mp4")
+    assert scores.vmaf_neg == pytest.approx(result.vmaf_neg, abs=1e-6) and scores.vmaf_neg >= 89
+    assert not any(server.settings.work_dir.iterdir()), "the job's temp files are gone"
+
+
+async def test_bad_requests_get_clear_statuses(compressor, http_base: str):
+    _, channel = compressor
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    cases = [(dict(source_url=""), grpc.StatusCode.INVALID_ARGUMENT),
+             (dict(source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=120),
+              grpc.StatusCode.INVALID_ARGUMENT),
+             (dict(source_url=f"{http_base}/missing.mp4"), grpc.StatusCode.NOT_FOUND),
+             (dict(source_url=f"{http_base}/garbage.mp4"), grpc.StatusCode.INVALID_ARGUMENT),
+             (dict(source_url="ftp://example.com/a.mp4"), grpc.StatusCode.INVALID_ARGUMENT)]
+    for fields, code in cases:
+        request = compressor_pb2.CompressRequest(**{"vmaf_threshold": 89, **fields})
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await collect(stub, request, timeout=30)
+        assert failure.value.code() == code, (fields, failure.value.details())
+        assert failure.value.details()
+
+
+async def test_private_sources_are_refused_unless_allowed(janitor_address: str, s3_settings: S3Settings,
+                                                          tmp_path: Path, http_base: str):
+    server = CompressorServer(settings_for(janitor_address, tmp_path / "work", allow_private_sources=False),
+                              s3_settings)
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = compressor_pb2_grpc.CompressorStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await collect(stub, compressor_pb2.CompressRequest(
+                    source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=89), timeout=30)
+            assert failure.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_full_queue_is_busy_and_cancel_frees_the_slot(compressor, http_base: str):
+    _, channel = compressor
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    stalled = stub.Compress(compressor_pb2.CompressRequest(source_url=f"{http_base}/stall",
+                                                           vmaf_threshold=89), timeout=60)
+    first = await stalled.read()
+    assert first.HasField("progress")
+    with pytest.raises(grpc.aio.AioRpcError) as busy:
+        await collect(stub, compressor_pb2.CompressRequest(source_url=f"{http_base}/two-scenes.mp4",
+                                                           vmaf_threshold=89), timeout=30)
+    assert busy.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    stalled.cancel()
+    for _ in range(50):
+        try:
+            await collect(stub, compressor_pb2.CompressRequest(source_url=f"{http_base}/missing.mp4",
+                                                               vmaf_threshold=89), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                break
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        time.sleep(0.05)
+    else:
+        pytest.fail("the cancelled job never released its slot")
+
+
+async def test_short_deadline_fails_fast_without_leftovers(compressor, http_base: str):
+    _, channel = compressor
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await collect(stub, compressor_pb2.CompressRequest(source_url=f"{http_base}/two-scenes.mp4",
+                                                           vmaf_threshold=89), timeout=2.5)
+    assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 3.0
+    assert not ffmpeg_children()
+
+
+async def test_tight_deadline_still_returns_a_result_within_it(compressor, http_base: str):
+    _, channel = compressor
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    started = time.monotonic()
+    events = await collect(stub, compressor_pb2.CompressRequest(
+        source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=85,
+        target_codec=common_pb2.VIDEO_CODEC_HEVC), timeout=9)
+    assert time.monotonic() - started < 9
+    result = events[-1].result
+    assert result.output.presigned_url and result.media.codec == "hevc"
+    assert result.media.frame_count == result.source.frame_count
