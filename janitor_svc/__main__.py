@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from janitor_svc.config import JanitorSettings
 from janitor_svc.server import JanitorServer
 from mesh.config import RedisSettings, S3Settings, load_settings
-from mesh.logs import configure_logging
-from mesh.telemetry import init_telemetry
+from mesh.server import run_service
 
 SERVICE = "janitor"
 
@@ -23,12 +20,7 @@ def main() -> None:
     settings = load_settings(JanitorSettings)
     redis_settings = load_settings(RedisSettings)
     s3_settings = load_settings(S3Settings)
-    configure_logging(SERVICE, settings.log_level)
-    telemetry = init_telemetry(SERVICE)
-    try:
-        asyncio.run(serve(settings, redis_settings, s3_settings))
-    finally:
-        telemetry.shutdown()
+    run_service(SERVICE, settings.log_level, lambda: serve(settings, redis_settings, s3_settings))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from mesh.logs import configure_logging
+from mesh.telemetry import init_telemetry
+
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -80,3 +83,14 @@ class ServiceHost:
         await self.stop()
         if on_shutdown is not None:
             await on_shutdown()
+
+
+def run_service(name: str, log_level: str, serve: Callable[[], Awaitable[None]]) -> None:
+    """A service process's life: JSON logs, telemetry before any server or channel exists, run `serve`
+    until it returns (SIGTERM drain), then flush the last spans and metrics."""
+    configure_logging(name, log_level)
+    telemetry = init_telemetry(name)
+    try:
+        asyncio.run(serve())
+    finally:
+        telemetry.shutdown()

@@ -6,14 +6,12 @@ Settings come from GATEWAY_* variables (and REDIS_URL, OTEL_*); the usual bitten
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 from logging.handlers import QueueHandler
 
 from mesh.config import load_settings
-from mesh.logs import configure_logging
-from mesh.telemetry import init_telemetry
+from mesh.server import run_service
 from miner_gateway.config import GatewaySettings
 
 SERVICE = "miner-gateway"
@@ -51,6 +49,7 @@ def _bittensor_logs_as_json() -> None:
 
 
 async def serve(settings: GatewaySettings) -> None:
+    _bittensor_logs_as_json()
     from bittensor_wallet import Wallet
     from bittensor_wallet.errors import KeyFileError
 
@@ -81,13 +80,7 @@ async def serve(settings: GatewaySettings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     settings = load_settings(GatewaySettings, **parse_overrides(argv))
-    configure_logging(SERVICE, settings.log_level)
-    _bittensor_logs_as_json()
-    telemetry = init_telemetry(SERVICE)
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        telemetry.shutdown()
+    run_service(SERVICE, settings.log_level, lambda: serve(settings))
 
 
 if __name__ == "__main__":

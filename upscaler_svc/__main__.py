@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from mesh.config import S3Settings, load_settings
-from mesh.logs import configure_logging
-from mesh.telemetry import init_telemetry
+from mesh.server import run_service
 from upscaler_svc.config import UpscalerSettings
 from upscaler_svc.server import UpscalerServer
 
@@ -22,12 +19,7 @@ async def serve(settings: UpscalerSettings, s3_settings: S3Settings) -> None:
 def main() -> None:
     settings = load_settings(UpscalerSettings)
     s3_settings = load_settings(S3Settings)
-    configure_logging(SERVICE, settings.log_level)
-    telemetry = init_telemetry(SERVICE)
-    try:
-        asyncio.run(serve(settings, s3_settings))
-    finally:
-        telemetry.shutdown()
+    run_service(SERVICE, settings.log_level, lambda: serve(settings, s3_settings))
 
 
 if __name__ == "__main__":
