@@ -59,11 +59,11 @@ def unary_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
         try:
             return await method(self, request, context)
-        except (MeshError, Exception) as exc:  # noqa: BLE001 - every failure becomes a status
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status; abort raises
             await _abort(context, exc)
-            raise  # unreachable: abort raises
+            raise
 
     return wrapper
 
@@ -76,9 +76,9 @@ def stream_errors(method: Callable[..., AsyncIterator[T]]) -> Callable[..., Asyn
         try:
             async for item in method(self, request, context):
                 yield item
-        except (MeshError, Exception) as exc:  # noqa: BLE001 - every failure becomes a status
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
             await _abort(context, exc)
 
     return wrapper
