@@ -25,7 +25,7 @@ from mesh.errors import DependencyUnavailable, InvalidInput, stream_errors
 from mesh.janitor_client import JanitorClient
 from mesh.media import fetch, probe
 from mesh.storage import ObjectStore
-from mesh.telemetry import StageSpans
+from mesh.telemetry import JobTelemetry
 from mesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,12 @@ class CompressorServicer(compressor_pb2_grpc.CompressorServicer):
         started = time.monotonic()
         latest = ProgressEvent("queued", message="waiting for a free slot")
         changed = asyncio.Event()
-        stages = StageSpans()
+        telemetry = JobTelemetry()
 
         def report(event: ProgressEvent) -> None:
             nonlocal latest
             latest = event
-            stages.progress(event.stage, event.done, event.total, event.unit, event.message)
+            telemetry.progress(event.stage, event.done, event.total, event.unit, event.message)
             changed.set()
 
         report(latest)
@@ -121,10 +121,10 @@ class CompressorServicer(compressor_pb2_grpc.CompressorServicer):
                     yield _progress_proto(latest, started)
             yield compressor_pb2.CompressEvent(result=task.result())
         except BaseException as exc:
-            stages.fail(exc)
+            telemetry.fail(exc)
             raise
         finally:
-            stages.close()
+            telemetry.close()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

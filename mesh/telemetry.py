@@ -8,6 +8,7 @@ gRPC client and server calls are instrumented, health checks excluded.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 from opentelemetry import context as otel_context
@@ -22,6 +23,12 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 _NOT_HEALTH = filters.negate(filters.service_name("grpc.health.v1.Health"))
 _tracer = trace.get_tracer("vidaio-mesh")
+_meter = metrics.get_meter("vidaio-mesh")
+_stage_seconds = _meter.create_histogram("mesh.stage.duration", unit="s", description="wall time of a job stage")
+_frames_per_second = _meter.create_histogram("mesh.frames_per_second", unit="{frame}/s",
+                                             description="frame rate of a counting stage")
+_jobs = _meter.create_counter("mesh.jobs", description="finished jobs by outcome")
+_jobs_active = _meter.create_up_down_counter("mesh.jobs.active", description="jobs queued or running")
 
 
 def _exports(signal: str) -> bool:
@@ -73,34 +80,61 @@ def init_telemetry(service: str) -> Telemetry:
 
 
 
-class StageSpans:
-    """Turns a job's progress stream into one child span per stage (`stage.<name>`) of the current span,
-    with each progress update as a span event and a failure as the open stage's error status."""
+class JobTelemetry:
+    """Telemetry of one streaming job, derived from its progress stream: a child span per stage
+    (`stage.<name>`) of the current span with each update as a span event, a failure as the open stage's
+    error status, and the metrics every service reports (stage durations, frames/s, jobs by outcome, jobs
+    in flight)."""
 
     def __init__(self) -> None:
         self._parent = otel_context.get_current()
         self._span: Span | None = None
         self._stage = ""
+        self._stage_started = 0.0
+        self._frame_rate = 0.0
+        self._outcome = ""
+        _jobs_active.add(1)
 
-    def progress(self, stage: str, done: int = 0, total: int = 0, unit: str = "", message: str = "") -> None:
+    def progress(self, stage: str, done: int = 0, total: int = 0, unit: str = "", message: str = "",
+                 rate: float = 0.0) -> None:
         if stage != self._stage:
-            self.close()
+            self._end_stage()
             self._stage = stage
             if stage:
+                self._stage_started = time.monotonic()
                 self._span = _tracer.start_span(f"stage.{stage}", context=self._parent,
                                                 attributes={"mesh.stage": stage})
+        if unit == "frames" and rate > 0:
+            self._frame_rate = rate
         if self._span is not None:
             self._span.add_event("progress", {"mesh.done": done, "mesh.total": total, "mesh.unit": unit,
                                               "mesh.message": message})
 
     def fail(self, exc: BaseException) -> None:
-        """Mark the open stage (or, before any stage, nothing) as failed with the reason, and end it."""
+        """Mark the open stage as failed with the reason, end it, and count the job by its error."""
         if self._span is not None:
             self._span.record_exception(exc)
             self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        self.close()
+        code = getattr(exc, "code", None)
+        self._finish(code.name if hasattr(code, "name") else type(exc).__name__)
 
     def close(self) -> None:
-        if self._span is not None:
-            self._span.end()
-        self._span, self._stage = None, ""
+        """End the job; one that did not fail counts as `ok`."""
+        self._finish("ok")
+
+    def _finish(self, outcome: str) -> None:
+        self._end_stage()
+        if not self._outcome:
+            self._outcome = outcome
+            _jobs.add(1, {"mesh.outcome": outcome})
+            _jobs_active.add(-1)
+
+    def _end_stage(self) -> None:
+        if self._span is None:
+            return
+        attributes = {"mesh.stage": self._stage}
+        _stage_seconds.record(time.monotonic() - self._stage_started, attributes)
+        if self._frame_rate:
+            _frames_per_second.record(self._frame_rate, attributes)
+        self._span.end()
+        self._span, self._stage, self._frame_rate = None, "", 0.0

@@ -1,4 +1,4 @@
-"""An in-process OTLP/gRPC trace receiver: services in other processes export real spans to it."""
+"""An in-process OTLP/gRPC receiver: services in other processes export real spans and metrics to it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
@@ -30,14 +31,30 @@ class ReceivedSpan:
     events: tuple[str, ...]
 
 
+class _MetricsCollector(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, sink: set[tuple[str, str]]) -> None:
+        self._sink = sink
+
+    def Export(self, request, context):  # noqa: N802 - gRPC method name
+        for resource_metrics in request.resource_metrics:
+            resource = {kv.key: _value(kv) for kv in resource_metrics.resource.attributes}
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    self._sink.add((str(resource.get("service.name", "")), metric.name))
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 class OtlpTraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """Collects every exported span; `endpoint` goes into OTEL_EXPORTER_OTLP_ENDPOINT."""
+    """Collects every exported span, and (service, metric name) pairs; `endpoint` goes into
+    OTEL_EXPORTER_OTLP_ENDPOINT."""
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.metrics: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsCollector(self.metrics), self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
 
     @property

@@ -9,7 +9,7 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from mesh.errors import InvalidInput, stream_errors
-from mesh.telemetry import StageSpans
+from mesh.telemetry import JobTelemetry
 from mesh.v1 import common_pb2, upscaler_pb2, upscaler_pb2_grpc
 from upscaler_svc.jobs import UpscaleResult, UpscaleService, UpscaleTask
 from upscaler_svc.pipeline import Progress, resolve_scale
@@ -71,19 +71,20 @@ class UpscalerServicer(upscaler_pb2_grpc.UpscalerServicer):
     async def Upscale(self, request: upscaler_pb2.UpscaleRequest, context: grpc.aio.ServicerContext):
         task = task_from_request(request)
         events: asyncio.Queue[Progress | None] = asyncio.Queue()
-        stages = StageSpans()
+        telemetry = JobTelemetry()
         job = asyncio.create_task(self.service.upscale(task, on_progress=events.put_nowait))
         job.add_done_callback(lambda _: events.put_nowait(None))  # after every progress event of the job
         try:
             while (progress := await events.get()) is not None:
-                stages.progress(progress.stage, progress.done, progress.total, progress.unit, progress.message)
+                telemetry.progress(progress.stage, progress.done, progress.total, progress.unit, progress.message,
+                                progress.rate)
                 yield upscaler_pb2.UpscaleEvent(progress=progress_to_proto(progress))
             yield upscaler_pb2.UpscaleEvent(result=result_to_proto(job.result()))
         except BaseException as exc:
-            stages.fail(exc)
+            telemetry.fail(exc)
             raise
         finally:
-            stages.close()
+            telemetry.close()
             if not job.done():  # the caller cancelled or its deadline passed: stop the work now
                 job.cancel()
                 await asyncio.gather(job, return_exceptions=True)

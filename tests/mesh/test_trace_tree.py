@@ -32,7 +32,7 @@ def _round_is_exported(spans: list[ReceivedSpan]) -> bool:
 def test_each_synapse_is_one_trace_through_gateway_services_and_janitor(tmp_path: Path) -> None:
     receiver = OtlpTraceReceiver().start()
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_METRICS_EXPORTER": "none"}
+            "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_METRIC_EXPORT_INTERVAL": "1000"}
     try:
         with EmbeddedMesh(tmp_path / "mesh", extra_env=otel) as handle:
             demo = subprocess.run(
@@ -66,3 +66,9 @@ def test_each_synapse_is_one_trace_through_gateway_services_and_janitor(tmp_path
 
         janitor = next(s for s in trace.values() if s.service == "janitor" and s.name.endswith("/ScheduleDeletion"))
         assert trace[janitor.parent_span_id].service == service
+
+    for service in ("upscaler", "compressor"):
+        assert {(service, name) for name in ("mesh.stage.duration", "mesh.jobs", "mesh.jobs.active")} <= \
+            receiver.metrics, sorted(receiver.metrics)
+    assert ("upscaler", "mesh.frames_per_second") in receiver.metrics
+    assert ("janitor", "janitor.deletion.lag") in receiver.metrics or ("janitor", "janitor.pending") in receiver.metrics
