@@ -213,16 +213,22 @@ class CostModel:
 
     def observe_encode(self, mpx: float, preset: str, seconds: float) -> None:
         measured = _net_of_overhead(seconds) / max(mpx * self.encoder.cost(preset), 1e-9)
-        self.encode = 0.5 * self.encode + 0.5 * measured
+        self.encode = _blend(self.encode, measured)
 
     def observe_vmaf(self, mpx: float, subsample: int, models: int, seconds: float) -> None:
         measured = _net_of_overhead(seconds) / max(self._vmaf_work(mpx, subsample, models), 1e-9)
-        self.vmaf = 0.5 * self.vmaf + 0.5 * measured
+        self.vmaf = _blend(self.vmaf, measured)
 
 
 def _net_of_overhead(seconds: float) -> float:
     """A run's time without the fixed start-up cost, which the estimates add per call."""
     return max(seconds - CALL_OVERHEAD, 0.2 * seconds)
+
+
+def _blend(estimate: float, measured: float) -> float:
+    """Move halfway to a measurement, at most 4x per step: one run slowed by a load spike (or sped up
+    by a cache) must not swing the whole plan."""
+    return 0.5 * estimate + 0.5 * min(estimate * 4, max(estimate / 4, measured))
 
 
 @dataclass
@@ -384,7 +390,7 @@ class Compressor:
         """Time a short encode and its VMAF on this machine, at this resolution, before planning: the
         rough starting rates can be off several times (small frames encode slower per pixel, other
         jobs share the cores)."""
-        frames = min(self.source.frame_count, max(8, min(30, round(float(self.source.fps) / 2))))
+        frames = min(self.source.frame_count, max(30, round(float(self.source.fps))))
         mpx = self._mpx(frames)
         preset = self.encoder.default_preset
         if self.costs.encode_seconds(mpx, preset) * 4 + 2 * CALL_OVERHEAD > self.clock.remaining() * 0.05:
@@ -412,8 +418,9 @@ class Compressor:
         fast_side = presets[presets.index(default) + 1:]
         plans = [(preset, 3.0) for preset in slow_side] + [(default, 2.0), (default, 1.0)]
         plans += [(preset, 1.0) for preset in fast_side]
-        budget = self.clock.remaining() * 0.7
-        chosen, probes = next(((preset, probes) for preset, probes in plans
+        plans.append((presets[-1], 1.0))
+        budgets = [self.clock.remaining() * 0.7] * (len(plans) - 1) + [self.clock.remaining()]
+        chosen, probes = next(((preset, probes) for (preset, probes), budget in zip(plans, budgets)
                                if self._expected_seconds(preset, probes, len(self.scenes)) <= budget),
                               (presets[-1], 0.0))
         for state in self.scenes:

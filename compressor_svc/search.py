@@ -27,6 +27,9 @@ LAMBDA_STEPS = 240
 # search interpolates and the curves extrapolate in that space.
 CEILING = 100.5
 TYPICAL_VMAF = 90.0
+# The first probe of a scene aims this far above the target: a search cut short by the deadline then
+# still holds an encode that meets the target for most scenes.
+FIRST_PROBE_MARGIN = 3.0
 
 
 def distortion(vmaf: float | np.ndarray) -> float | np.ndarray:
@@ -49,7 +52,7 @@ def next_probe(probes: Sequence[Probe], target: float, encoder: Encoder,
                start: float | None = None) -> float | None:
     """The next q to try for VMAF-NEG `target`, or None when the search has converged."""
     if not probes:
-        return encoder.clamp(start if start is not None else encoder.guess(target))
+        return encoder.clamp(start if start is not None else encoder.guess(target + FIRST_PROBE_MARGIN))
     passing = [p for p in probes if p.vmaf_neg >= target]
     failing = [p for p in probes if p.vmaf_neg < target]
     if any(p.vmaf_neg - target <= CONVERGED_WITHIN for p in passing):
@@ -70,8 +73,10 @@ def next_probe(probes: Sequence[Probe], target: float, encoder: Encoder,
     jump = (goal - distortion(anchor.vmaf_neg)) / slope
     limit = MAX_JUMP_VMAF / -encoder.vmaf_slope
     jump = math.copysign(min(abs(jump), limit), jump)
-    # Overshoot a little so the next probe brackets the target instead of creeping up to it.
-    q = encoder.clamp(anchor.q + jump * 1.1 + math.copysign(encoder.q_step, jump))
+    # Overshoot so the next probe brackets the target instead of creeping up to it; more so toward
+    # quality, because a scene holding only failing probes has nothing safe to fall back on.
+    overshoot = 1.1 if best_pass else 1.3
+    q = encoder.clamp(anchor.q + jump * overshoot + math.copysign(encoder.q_step, jump))
     if q == anchor.q or any(p.q == q for p in probes):
         return None
     return q
