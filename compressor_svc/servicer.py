@@ -21,7 +21,8 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from compressor_svc.config import CompressorSettings
 from compressor_svc.jobs import JobSlots
 from compressor_svc.pipeline import CompressJob, CompressOutcome, DeadlineTooShort, ProgressEvent, compress
-from mesh.errors import DependencyUnavailable, InvalidInput, stream_errors
+from mesh.errors import DependencyUnavailable, GateFailed, InvalidInput, stream_errors
+from mesh.gates import all_passed, failures
 from mesh.janitor_client import JanitorClient
 from mesh.media import fetch, probe
 from mesh.storage import ObjectStore
@@ -170,6 +171,9 @@ class CompressorServicer(compressor_pb2_grpc.CompressorServicer):
             "vmaf_neg": round(outcome.vmaf_neg, 3), "ratio": round(outcome.ratio, 3),
             "score": round(outcome.predicted_score, 4), "scenes": outcome.scene_count,
             "probes": outcome.probes, "meets_threshold": outcome.meets_threshold})
+        if not all_passed(outcome.gates):
+            raise GateFailed(f"the best output fails the validator's gates and would score zero: "
+                             f"{failures(outcome.gates)}; nothing was uploaded")
         report(ProgressEvent("upload", 0, outcome.media.size_bytes, "bytes", "uploading the output"))
         upload_started = time.monotonic()
         stored = await self._store(outcome, job_id, report)

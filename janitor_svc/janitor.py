@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
 from janitor_svc.config import JanitorSettings
-from janitor_svc.schedule import DeletionSchedule, Page
+from janitor_svc.schedule import DeletionSchedule, Page, ScheduleItem
 from janitor_svc.sweep import SweepReport, sweep_temp
 from janitor_svc.worker import DeletionWorker, DrainReport
 from mesh.errors import DependencyUnavailable, InvalidInput
@@ -26,6 +26,7 @@ PAST_TOLERANCE_SECONDS = 60.0
 MAX_KEY_BYTES = 1024
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+MAX_BATCH_SIZE = 1000
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
@@ -36,6 +37,17 @@ def _redis_errors() -> Iterator[None]:
         yield
     except RedisError as exc:
         raise DependencyUnavailable(f"the deletion schedule (Redis) is unavailable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class DeletionRequest:
+    """One object to delete after `delay` seconds or at `delete_at` (Unix seconds); bucket "" is the
+    janitor's own."""
+
+    bucket: str
+    key: str
+    delay: float | None = None
+    delete_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,16 +112,38 @@ class Janitor:
             return max(delete_at, now)
         raise InvalidInput("one of delay or delete_at is required")
 
+    async def _validated(self, request: DeletionRequest) -> ScheduleItem:
+        """The (bucket, key, due time) to schedule; INVALID_ARGUMENT for anything the service would refuse."""
+        key = self._key(request.key)
+        due = self._due(request.delay, request.delete_at)
+        return await self._bucket(request.bucket), key, due
+
     async def schedule_deletion(self, bucket: str, key: str, *, delay: float | None = None,
                                 delete_at: float | None = None) -> Scheduled:
         """Schedule (or move) one object's deletion; idempotent per (bucket, key)."""
-        key = self._key(key)
-        due = self._due(delay, delete_at)
-        bucket = await self._bucket(bucket)
+        bucket, key, due = await self._validated(DeletionRequest(bucket, key, delay, delete_at))
         with _redis_errors():
             replaced = await self.schedule.schedule(bucket, key, due)
         self.worker.notify_due(due)
         return Scheduled(due, replaced)
+
+    async def schedule_deletions(self, requests: Sequence[DeletionRequest]) -> list[Scheduled]:
+        """Schedule 1 to MAX_BATCH_SIZE deletions at once, results in request order. All are validated
+        before any is scheduled, so one bad item rejects the batch and leaves the schedule untouched."""
+        if not requests:
+            raise InvalidInput("deletions must not be empty")
+        if len(requests) > MAX_BATCH_SIZE:
+            raise InvalidInput(f"at most {MAX_BATCH_SIZE} deletions per call, got {len(requests)}")
+        items = []
+        for index, request in enumerate(requests):
+            try:
+                items.append(await self._validated(request))
+            except InvalidInput as exc:
+                raise InvalidInput(f"deletions[{index}]: {exc}") from None
+        with _redis_errors():
+            replaced = await self.schedule.schedule_many(items)
+        self.worker.notify_due(min(due for _, _, due in items))
+        return [Scheduled(due, flag) for (_, _, due), flag in zip(items, replaced)]
 
     async def cancel_deletion(self, bucket: str, key: str) -> bool:
         key = self._key(key)

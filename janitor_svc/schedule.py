@@ -11,8 +11,9 @@ Layout (all keys under one prefix, default `janitor`):
   `<prefix>:attempts` hash member -> failed deletes so far;  `<prefix>:error` hash member -> last error.
   `<prefix>:dead`     sorted set of dead-lettered members, score = when they gave up.
 Every state change is one Lua script, so concurrent replicas never claim the same member twice within
-a lease. Times come from the caller's clock (replicas are assumed NTP-synchronised). Schedules that
-arrive together (concurrent gRPC calls) go to Redis in one pipeline, each still its own atomic script.
+a lease. Times come from the caller's clock (replicas are assumed NTP-synchronised). Many schedules go to
+Redis as one script call: a batch from ScheduleDeletions, and single schedules that arrive together
+(concurrent gRPC calls).
 """
 
 from __future__ import annotations
@@ -22,22 +23,28 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from mesh.errors import InvalidInput
 
+# ARGV: due, member, due, member, ... in order, so a later pair for the same member wins. Returns, per
+# pair, 1 when the member was scheduled or dead-lettered before (it is replaced), else 0.
 _SCHEDULE = """
-local previous = redis.call('ZSCORE', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('HDEL', KEYS[3], ARGV[2])
-redis.call('HDEL', KEYS[4], ARGV[2])
-local was_dead = redis.call('ZREM', KEYS[5], ARGV[2])
-if previous or was_dead == 1 then return 1 end
-return 0
+local replaced = {}
+for i = 1, #ARGV, 2 do
+  local member = ARGV[i + 1]
+  local previous = redis.call('ZSCORE', KEYS[1], member)
+  redis.call('ZADD', KEYS[1], ARGV[i], member)
+  redis.call('HDEL', KEYS[2], member)
+  redis.call('HDEL', KEYS[3], member)
+  redis.call('HDEL', KEYS[4], member)
+  local was_dead = redis.call('ZREM', KEYS[5], member)
+  replaced[#replaced + 1] = (previous or was_dead == 1) and 1 or 0
+end
+return replaced
 """
 
 _CANCEL = """
@@ -114,6 +121,10 @@ return 0
 """
 
 
+ScheduleItem = tuple[str, str, float]
+"""(bucket, object key, due time in Unix seconds)."""
+
+
 def member_of(bucket: str, key: str) -> str:
     return f"{bucket}/{key}"
 
@@ -186,46 +197,39 @@ class DeletionSchedule:
         self._ack = redis.register_script(_ACK)
         self._fail = redis.register_script(_FAIL)
         self._release = redis.register_script(_RELEASE)
-        self._waiting: list[tuple[str, str, asyncio.Future]] = []
+        self._waiting: list[tuple[ScheduleItem, asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
 
     async def schedule(self, bucket: str, key: str, due: float) -> bool:
-        """Set (or replace) the due time; True when a schedule or dead letter for the object existed."""
+        """Set (or replace) the due time; True when a schedule or dead letter for the object existed.
+
+        Concurrent calls share one script call, so many callers cost one Redis round trip."""
         result = asyncio.get_running_loop().create_future()
-        self._waiting.append((repr(due), member_of(bucket, key), result))
+        self._waiting.append(((bucket, key, due), result))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_schedules())
         return await result
 
+    async def schedule_many(self, items: Sequence[ScheduleItem]) -> list[bool]:
+        """`schedule` for every (bucket, key, due) in order, atomically in one script call; a later item
+        for the same object wins. Returns each item's `replaced` flag."""
+        args = [arg for bucket, key, due in items for arg in (repr(due), member_of(bucket, key))]
+        return [bool(flag) for flag in await self._schedule(keys=self._keys, args=args)]
+
     async def _flush_schedules(self) -> None:
-        """Send every waiting schedule in one pipeline until none are left."""
+        """Send every waiting schedule in one script call until none are left."""
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                replies = await self._schedule_pipeline(batch)
+                replaced = await self.schedule_many([item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting caller gets the failure
-                for _, _, result in batch:
+                for _, result in batch:
                     if not result.done():
                         result.set_exception(exc)
                 continue
-            for (_, _, result), reply in zip(batch, replies):
+            for (_, result), flag in zip(batch, replaced):
                 if not result.done():
-                    result.set_result(bool(reply))
-
-    async def _schedule_pipeline(self, batch: list[tuple[str, str, asyncio.Future]]) -> list:
-        """EVALSHA per item in one round trip, loading the script only when Redis does not have it."""
-
-        def pipeline():
-            queued = self.redis.pipeline(transaction=False)
-            for due, member, _ in batch:
-                queued.evalsha(self._schedule.sha, len(self._keys), *self._keys, due, member)
-            return queued
-
-        try:
-            return await pipeline().execute()
-        except NoScriptError:
-            await self.redis.script_load(_SCHEDULE)
-            return await pipeline().execute()
+                    result.set_result(flag)
 
     async def cancel(self, bucket: str, key: str) -> bool:
         return bool(await self._cancel(keys=self._keys, args=[member_of(bucket, key)]))

@@ -7,7 +7,7 @@ import datetime as dt
 import grpc
 from google.protobuf import timestamp_pb2
 
-from janitor_svc.janitor import Janitor
+from janitor_svc.janitor import DeletionRequest, Janitor, Scheduled
 from mesh.errors import unary_errors
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc
 
@@ -18,6 +18,19 @@ def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return stamp
 
 
+def _deletion(request: janitor_pb2.ScheduleDeletionRequest) -> DeletionRequest:
+    when = request.WhichOneof("when")
+    # Plain arithmetic: protobuf's conversions raise on absurd values, which must be INVALID_ARGUMENT.
+    delay = request.delay.seconds + request.delay.nanos / 1e9 if when == "delay" else None
+    delete_at = request.delete_at.seconds + request.delete_at.nanos / 1e9 if when == "delete_at" else None
+    return DeletionRequest(request.bucket, request.object_key, delay, delete_at)
+
+
+def _scheduled(scheduled: Scheduled) -> janitor_pb2.ScheduleDeletionResponse:
+    return janitor_pb2.ScheduleDeletionResponse(delete_at=_timestamp(scheduled.due),
+                                                replaced=scheduled.replaced)
+
+
 class JanitorServicer(janitor_pb2_grpc.JanitorServicer):
     def __init__(self, janitor: Janitor) -> None:
         self.janitor = janitor
@@ -25,13 +38,16 @@ class JanitorServicer(janitor_pb2_grpc.JanitorServicer):
     @unary_errors
     async def ScheduleDeletion(self, request: janitor_pb2.ScheduleDeletionRequest,
                                context: grpc.aio.ServicerContext) -> janitor_pb2.ScheduleDeletionResponse:
-        when = request.WhichOneof("when")
-        # Plain arithmetic: protobuf's conversions raise on absurd values, which must be INVALID_ARGUMENT.
-        delay = request.delay.seconds + request.delay.nanos / 1e9 if when == "delay" else None
-        delete_at = request.delete_at.seconds + request.delete_at.nanos / 1e9 if when == "delete_at" else None
-        scheduled = await self.janitor.schedule_deletion(request.bucket, request.object_key, delay=delay,
-                                                         delete_at=delete_at)
-        return janitor_pb2.ScheduleDeletionResponse(delete_at=_timestamp(scheduled.due), replaced=scheduled.replaced)
+        deletion = _deletion(request)
+        scheduled = await self.janitor.schedule_deletion(deletion.bucket, deletion.key, delay=deletion.delay,
+                                                         delete_at=deletion.delete_at)
+        return _scheduled(scheduled)
+
+    @unary_errors
+    async def ScheduleDeletions(self, request: janitor_pb2.ScheduleDeletionsRequest,
+                                context: grpc.aio.ServicerContext) -> janitor_pb2.ScheduleDeletionsResponse:
+        results = await self.janitor.schedule_deletions([_deletion(item) for item in request.deletions])
+        return janitor_pb2.ScheduleDeletionsResponse(results=[_scheduled(scheduled) for scheduled in results])
 
     @unary_errors
     async def CancelDeletion(self, request: janitor_pb2.CancelDeletionRequest,

@@ -8,7 +8,10 @@ import grpc
 from google.protobuf import duration_pb2
 
 from mesh.errors import DependencyUnavailable
+from mesh.telemetry import client_span
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc
+
+SCHEDULE_DELETION = "/mesh.v1.Janitor/ScheduleDeletion"
 
 
 class JanitorClient:
@@ -25,7 +28,8 @@ class JanitorClient:
             bucket=bucket, object_key=key, delay=duration_pb2.Duration(seconds=int(delay_seconds),
                                                                         nanos=int(delay_seconds % 1 * 1e9)))
         try:
-            reply = await self._stub.ScheduleDeletion(request, timeout=self.timeout)
+            with client_span(SCHEDULE_DELETION) as metadata:
+                reply = await self._stub.ScheduleDeletion(request, timeout=self.timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise DependencyUnavailable(f"janitor at {self.address} could not schedule the deletion: "
                                         f"{exc.code().name}: {exc.details()}") from exc

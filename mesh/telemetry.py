@@ -2,18 +2,23 @@
 
 Traces and metrics are exported over OTLP/gRPC only when OTEL_EXPORTER_OTLP_ENDPOINT (or the
 per-signal variant) is set; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured by the SDK.
-gRPC client and server calls are instrumented, health checks excluded.
+gRPC server calls are instrumented by the OTel interceptor, health checks excluded; outgoing calls open
+their CLIENT span with `client_span` (the aio client interceptor wraps every call in extra tasks: ~0.45 ms
+per call measured here, and the gateway fans out up to ten calls per synapse).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import grpc
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer, filters
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer, filters
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -74,10 +79,26 @@ def init_telemetry(service: str) -> Telemetry:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     GrpcAioInstrumentorServer(filter_=_NOT_HEALTH).instrument()
-    GrpcAioInstrumentorClient(filter_=_NOT_HEALTH).instrument()
     _current = Telemetry(tracer_provider, meter_provider)
     return _current
 
+
+
+@contextlib.contextmanager
+def client_span(method: str) -> Iterator[tuple[tuple[str, str], ...]]:
+    """A CLIENT span around one outgoing call to `method` ("/package.Service/Method"), yielding the metadata
+    that carries its context to the server. A failed call records its gRPC status code."""
+    service, name = method.strip("/").split("/", 1)
+    attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+    with _tracer.start_as_current_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        try:
+            yield tuple(carrier.items())
+        except grpc.aio.AioRpcError as exc:
+            span.set_attribute("rpc.grpc.status_code", exc.code().value[0])
+            raise
+        span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.OK.value[0])
 
 
 class JobTelemetry:

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import trace
 
 from mesh.server import MAX_MESSAGE_BYTES
+from mesh.telemetry import client_span
 from mesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc, upscaler_pb2, upscaler_pb2_grpc
 from miner_gateway.items import CompressItem, UpscaleItem
 
@@ -114,6 +115,7 @@ class Endpoint:
     address: str
     channel: grpc.aio.Channel
     method: Callable[..., object]
+    rpc: str
     in_flight: int = 0
     picks: int = 0
     healthy: bool = True
@@ -135,14 +137,15 @@ class EndpointPool:
             channel = grpc.aio.insecure_channel(
                 address, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
             )
-            self.endpoints.append(Endpoint(address, channel, self._method(channel)))
+            self.endpoints.append(Endpoint(address, channel, *self._method(channel)))
         await self.probe()
         self._prober = asyncio.create_task(self._probe_forever(), name=f"health {self.service}")
 
-    def _method(self, channel: grpc.aio.Channel) -> Callable[..., object]:
+    def _method(self, channel: grpc.aio.Channel) -> tuple[Callable[..., object], str]:
+        """The streaming stub method and its path ("/package.Service/Method")."""
         if self.service == UPSCALER_SERVICE:
-            return upscaler_pb2_grpc.UpscalerStub(channel).Upscale
-        return compressor_pb2_grpc.CompressorStub(channel).Compress
+            return upscaler_pb2_grpc.UpscalerStub(channel).Upscale, f"/{self.service}/Upscale"
+        return compressor_pb2_grpc.CompressorStub(channel).Compress, f"/{self.service}/Compress"
 
     def choose(self, exclude: set[str]) -> Endpoint | None:
         """Least in-flight calls among healthy replicas not yet tried; any untried one if none is healthy."""
@@ -310,24 +313,26 @@ class _Refused(Exception):
 async def _stream(endpoint: Endpoint, request, timeout: float, span: trace.Span, index: int) -> str:
     """Follow one call's events to its result; the call is cancelled if we leave early."""
     endpoint.in_flight += 1
-    call = endpoint.method(request, timeout=timeout)
     url, stage = "", ""
     started = False
+    call = None
     try:
-        async for event in call:
-            started = True
-            if event.WhichOneof("event") == "progress":
-                stage = _report(event.progress, stage, span, endpoint.address, index)
-            else:
-                url = event.result.output.presigned_url
-                span.add_event("result", {"endpoint": endpoint.address})
+        with client_span(endpoint.rpc) as metadata:
+            call = endpoint.method(request, timeout=timeout, metadata=metadata)
+            async for event in call:
+                started = True
+                if event.WhichOneof("event") == "progress":
+                    stage = _report(event.progress, stage, span, endpoint.address, index)
+                else:
+                    url = event.result.output.presigned_url
+                    span.add_event("result", {"endpoint": endpoint.address})
     except grpc.aio.AioRpcError as exc:
         if not started and exc.code() in RETRY_ELSEWHERE:
             raise _Refused(exc.code()) from None
         raise ItemFailed(exc.code(), exc.details() or "") from None
     finally:
         endpoint.in_flight -= 1
-        if not call.done():
+        if call is not None and not call.done():
             call.cancel()
     if not url:
         raise ItemFailed(grpc.StatusCode.INTERNAL, "the stream closed without a result URL")

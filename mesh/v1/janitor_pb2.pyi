@@ -30,6 +30,18 @@ class ScheduleDeletionResponse(_message.Message):
     replaced: bool
     def __init__(self, delete_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., replaced: _Optional[bool] = ...) -> None: ...
 
+class ScheduleDeletionsRequest(_message.Message):
+    __slots__ = ("deletions",)
+    DELETIONS_FIELD_NUMBER: _ClassVar[int]
+    deletions: _containers.RepeatedCompositeFieldContainer[ScheduleDeletionRequest]
+    def __init__(self, deletions: _Optional[_Iterable[_Union[ScheduleDeletionRequest, _Mapping]]] = ...) -> None: ...
+
+class ScheduleDeletionsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ScheduleDeletionResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[ScheduleDeletionResponse, _Mapping]]] = ...) -> None: ...
+
 class CancelDeletionRequest(_message.Message):
     __slots__ = ("bucket", "object_key")
     BUCKET_FIELD_NUMBER: _ClassVar[int]

@@ -41,6 +41,11 @@ class JanitorStub:
                 request_serializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionRequest.SerializeToString,
                 response_deserializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionResponse.FromString,
                 _registered_method=True)
+        self.ScheduleDeletions = channel.unary_unary(
+                '/mesh.v1.Janitor/ScheduleDeletions',
+                request_serializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionsRequest.SerializeToString,
+                response_deserializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionsResponse.FromString,
+                _registered_method=True)
         self.CancelDeletion = channel.unary_unary(
                 '/mesh.v1.Janitor/CancelDeletion',
                 request_serializer=mesh_dot_v1_dot_janitor__pb2.CancelDeletionRequest.SerializeToString,
@@ -67,6 +72,17 @@ class JanitorServicer:
         """Schedule the deletion of one object. Idempotent per (bucket, object_key): scheduling again
         replaces the due time. INVALID_ARGUMENT for an empty key, an unknown bucket, a missing, negative
         or absurd (> 30 days) delay, or a due time in the past by more than a minute.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScheduleDeletions(self, request, context):
+        """Schedule the deletion of 1 to 1000 objects in one call; results come in request order. Each item has
+        ScheduleDeletion's semantics, and a key that appears twice takes the later item's due time (its
+        result has `replaced` true). The batch is validated as a whole first: an empty batch, more than 1000
+        items, or any item ScheduleDeletion would reject is INVALID_ARGUMENT (naming the item's index and the
+        reason) and schedules nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,6 +116,11 @@ def add_JanitorServicer_to_server(servicer, server):
                     servicer.ScheduleDeletion,
                     request_deserializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionRequest.FromString,
                     response_serializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionResponse.SerializeToString,
+            ),
+            'ScheduleDeletions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScheduleDeletions,
+                    request_deserializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionsRequest.FromString,
+                    response_serializer=mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionsResponse.SerializeToString,
             ),
             'CancelDeletion': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelDeletion,
@@ -146,6 +167,33 @@ class Janitor:
             '/mesh.v1.Janitor/ScheduleDeletion',
             mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionRequest.SerializeToString,
             mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScheduleDeletions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mesh.v1.Janitor/ScheduleDeletions',
+            mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionsRequest.SerializeToString,
+            mesh_dot_v1_dot_janitor__pb2.ScheduleDeletionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -211,3 +211,23 @@ async def test_tight_deadline_still_returns_a_result_within_it(compressor, http_
     result = events[-1].result
     assert result.output.presigned_url and result.media.codec == "hevc"
     assert result.media.frame_count == result.source.frame_count
+
+
+async def test_an_output_that_fails_a_gate_is_refused_and_never_uploaded(compressor, http_base: str,
+                                                                         s3_settings: S3Settings):
+    """T=100 under a 0.02 Mbit/s VBR target is out of reach (VMAF-NEG floor, ratio or bitrate cap fails): a
+    file the validator would score zero must not be uploaded."""
+    _, channel = compressor
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    request = compressor_pb2.CompressRequest(
+        source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=100, target_codec=common_pb2.VIDEO_CODEC_HEVC,
+        codec_mode=compressor_pb2.CODEC_MODE_VBR, target_bitrate_mbps=0.02, job_id="gate-fail")
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await collect(stub, request, timeout=120)
+    assert failure.value.code() == grpc.StatusCode.FAILED_PRECONDITION, failure.value.details()
+    details = failure.value.details()
+    assert "nothing was uploaded" in details
+    assert any(f"{gate}:" in details for gate in ("vmaf_neg_floor", "compression_ratio", "bitrate_cap")), details
+    store = ObjectStore(s3_settings)
+    assert not list(store.client.list_objects(store.bucket, prefix="processing/compression/gate-fail/",
+                                              recursive=True))

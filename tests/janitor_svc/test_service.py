@@ -150,6 +150,85 @@ def test_bad_schedule_requests_are_invalid_argument(stub, case):
     assert stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5).total == 0
 
 
+def _batch(keys: list[str], seconds: float) -> janitor_pb2.ScheduleDeletionsRequest:
+    return janitor_pb2.ScheduleDeletionsRequest(
+        deletions=[janitor_pb2.ScheduleDeletionRequest(object_key=key, delay=_delay(seconds))
+                   for key in keys])
+
+
+def test_batch_of_objects_is_gone_within_a_few_seconds(stub, store):
+    keys = [put_object(store, f"batch/{index:02d}.mp4") for index in range(50)]
+    before = time.time()
+    reply = stub.ScheduleDeletions(_batch(keys, 0.5), timeout=5)
+    assert len(reply.results) == len(keys)
+    assert not any(result.replaced for result in reply.results)
+    assert all(before + 0.5 <= result.delete_at.ToNanoseconds() / 1e9 <= time.time() + 0.5
+               for result in reply.results)
+    assert stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5).total == len(keys)
+    for key in keys:
+        _wait_gone(store, key, within=3.0)
+    assert stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5).total == 0
+
+
+def test_batch_reports_replaced_per_item_in_request_order(stub):
+    stub.ScheduleDeletions(_batch(["a.mp4", "b.mp4"], 3600), timeout=5)
+    reply = stub.ScheduleDeletions(_batch(["c.mp4", "b.mp4", "d.mp4", "a.mp4"], 7200), timeout=5)
+    assert [result.replaced for result in reply.results] == [False, True, False, True]
+    listing = stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5)
+    assert listing.total == 4
+    due_times = {item.object_key: item.delete_at for item in listing.deletions}
+    assert due_times["a.mp4"] == reply.results[3].delete_at
+
+
+def test_duplicate_key_in_a_batch_is_scheduled_once_with_the_later_due_time(stub):
+    reply = stub.ScheduleDeletions(janitor_pb2.ScheduleDeletionsRequest(deletions=[
+        janitor_pb2.ScheduleDeletionRequest(object_key="dup.mp4", delay=_delay(7200)),
+        janitor_pb2.ScheduleDeletionRequest(object_key="dup.mp4", delay=_delay(3600))]), timeout=5)
+    assert [result.replaced for result in reply.results] == [False, True]
+    listing = stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5)
+    assert listing.total == 1
+    assert listing.deletions[0].delete_at == reply.results[1].delete_at
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_one_bad_item_rejects_the_whole_batch_naming_its_index(stub, case):
+    stub.ScheduleDeletions(_batch(["earlier.mp4"], 600), timeout=5)
+    batch = _batch(["first.mp4", "second.mp4"], 600)
+    batch.deletions.append(BAD_REQUESTS[case])
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ScheduleDeletions(batch, timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "deletions[2]" in caught.value.details()
+    listing = stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5)
+    assert [item.object_key for item in listing.deletions] == ["earlier.mp4"]
+
+
+def test_batch_size_is_one_to_a_thousand(stub):
+    keys = [f"many/{index:04d}.mp4" for index in range(1001)]
+    for request_ in (_batch([], 600), _batch(keys, 600)):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ScheduleDeletions(request_, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5).total == 0
+    assert len(stub.ScheduleDeletions(_batch(keys[:1000], 600), timeout=5).results) == 1000
+    assert stub.ListPending(janitor_pb2.ListPendingRequest(), timeout=5).total == 1000
+
+
+async def test_batch_wakes_a_sleeping_worker_for_its_earliest_due_time(start_janitor, store):
+    server = await start_janitor(idle_poll_seconds=5)
+    await asyncio.sleep(0.3)  # the first pass is over: the loop sleeps for 5 s unless woken
+    key = put_object(store, "early.mp4")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.host.port}") as channel:
+        stub = janitor_pb2_grpc.JanitorStub(channel)
+        await stub.ScheduleDeletions(janitor_pb2.ScheduleDeletionsRequest(deletions=[
+            janitor_pb2.ScheduleDeletionRequest(object_key="late.mp4", delay=_delay(600)),
+            janitor_pb2.ScheduleDeletionRequest(object_key=key, delay=_delay(0.2))]), timeout=5)
+    start = time.monotonic()
+    while store.exists(key):
+        assert time.monotonic() - start < 2.0, "the batch did not wake the deletion loop"
+        await asyncio.sleep(0.02)
+
+
 @pytest.mark.parametrize("request_", [janitor_pb2.ListPendingRequest(page_token="not-a-token"),
                                       janitor_pb2.ListPendingRequest(page_size=5000)], ids=["bad token", "huge page"])
 def test_bad_listing_requests_are_invalid_argument(stub, request_):

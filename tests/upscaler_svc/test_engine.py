@@ -16,10 +16,13 @@ def frames() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def onnx_engine(anime_checkpoint) -> CpuEngine:
-    engine = CpuEngine(anime_checkpoint, EngineOptions(cpu_backend="onnxruntime"))
-    engine.load()
-    return engine
+def backend_engines(anime_checkpoint, cpu_engine) -> dict[str, CpuEngine]:
+    """One loaded CPU engine per backend (torch is the shared `cpu_engine`)."""
+    engines = {"torch": cpu_engine}
+    for backend in ("onnxruntime", "openvino"):
+        engines[backend] = CpuEngine(anime_checkpoint, EngineOptions(cpu_backend=backend))
+        engines[backend].load()
+    return engines
 
 
 def test_tile_spans_cover_the_frame_without_gaps():
@@ -49,15 +52,18 @@ def test_a_batch_equals_frames_one_by_one(cpu_engine, frames):
     assert np.abs(batch.astype(int) - singles).max() <= 1
 
 
-def test_onnxruntime_backend_matches_torch(onnx_engine, cpu_engine, frames):
-    assert onnx_engine.describe() == "cpu/onnxruntime" and cpu_engine.describe() == "cpu/torch"
-    assert np.abs(onnx_engine.infer(frames[:1], 4).astype(int) - cpu_engine.infer(frames[:1], 4)).max() <= 1
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_other_backends_match_torch(backend_engines, frames, backend):
+    engine, reference = backend_engines[backend], backend_engines["torch"]
+    assert engine.describe() == f"cpu/{backend}" and reference.describe() == "cpu/torch"
+    for scale in (2, 4):
+        assert np.abs(engine.infer(frames, scale).astype(int) - reference.infer(frames, scale)).max() <= 1
 
 
 def test_auto_backend_keeps_the_faster_by_measurement(anime_checkpoint):
     engine = CpuEngine(anime_checkpoint, EngineOptions(cpu_backend="auto"))
     engine.load()
-    assert set(engine.calibration) == {"torch", "onnxruntime"}
+    assert set(engine.calibration) == {"torch", "onnxruntime", "openvino"}
     assert engine.backend == min(engine.calibration, key=engine.calibration.get)
     assert engine.infer(np.zeros((1, 16, 16, 3), np.uint8), 2).shape == (1, 32, 32, 3)
 
@@ -68,11 +74,12 @@ def test_unsupported_scales_are_invalid_input(cpu_engine):
             cpu_engine.infer(np.zeros((1, 8, 8, 3), np.uint8), scale)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_cancellation_reaches_inside_a_single_tile(cpu_engine, onnx_engine, backend):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+def test_cancellation_reaches_inside_a_single_tile(backend_engines, backend):
     """One tile covers the frame, and the between-tiles check says "go": only the check inside the
-    network (torch: before each conv; onnxruntime: RunOptions.terminate) can stop it."""
-    engine = cpu_engine if backend == "torch" else onnx_engine
+    network (torch: before each conv; onnxruntime: RunOptions.terminate; OpenVINO: InferRequest.cancel)
+    can stop it."""
+    engine = backend_engines[backend]
     calls = []
 
     def cancelled() -> bool:
@@ -80,7 +87,7 @@ def test_cancellation_reaches_inside_a_single_tile(cpu_engine, onnx_engine, back
         return len(calls) > 1
 
     with pytest.raises(Cancelled):
-        engine.infer(np.zeros((1, 96, 96, 3), np.uint8), 4, cancelled=cancelled)
+        engine.infer(np.zeros((1, 160, 160, 3), np.uint8), 4, cancelled=cancelled)
     assert engine.infer(np.zeros((1, 16, 16, 3), np.uint8), 2).shape == (1, 32, 32, 3), "usable afterwards"
 
 
