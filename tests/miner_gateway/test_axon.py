@@ -9,6 +9,8 @@ import time
 import bittensor
 import pytest
 
+from mesh.embedded import free_port
+from miner_gateway.config import GatewaySettings
 from miner_gateway.protocol import (
     CompetitionInvitationProtocol,
     CompetitionSubmissionProtocol,
@@ -25,6 +27,7 @@ from miner_gateway.protocol import (
     VideoUpscalingPollProtocol,
     VideoUpscalingProtocol,
 )
+from miner_gateway.server import Gateway
 from tests.miner_gateway.conftest import call, load_fixture, post_raw
 from tests.miner_gateway.scripted import result_url
 
@@ -367,3 +370,63 @@ async def test_one_span_per_synapse_with_its_context_propagated_to_the_services(
     trace_id = format(root.context.trace_id, "032x")
     assert len(backend.script.traceparents) == 2
     assert all(parent and parent.split("-")[1] == trace_id for parent in backend.script.traceparents)
+
+
+class FakeSubtensor:
+    """Stands in for the chain (none can run here): serves the fake metagraph and the subnet owner, and
+    records the axon the gateway publishes. Everything else in the test is real."""
+
+    def __init__(self, metagraph, owner: str, network: str) -> None:
+        self.network = network
+        self._metagraph = metagraph
+        self._owner = owner
+        self.reads: list[tuple[int, bool]] = []
+        self.served: list[tuple[int, str, int]] = []
+
+    def metagraph(self, netuid: int, lite: bool = True):
+        self.reads.append((netuid, lite))
+        return self._metagraph
+
+    def get_subnet_owner_hotkey(self, netuid: int) -> str:
+        return self._owner
+
+    def serve_axon(self, netuid: int, axon) -> None:
+        self.served.append((netuid, axon.external_ip, axon.external_port))
+
+
+async def test_chain_mode_reads_the_metagraph_and_publishes_the_axon(
+    wallets, redis_url, fake_metagraph, backend, monkeypatch
+) -> None:
+    """With a real network name the gateway reads validators, stake and owner from the subtensor (re-synced)
+    and announces its axon there; the stranger is turned away, but as subnet owner it may reach the
+    competition routes."""
+    chains: list[FakeSubtensor] = []
+
+    def subtensor(network: str) -> FakeSubtensor:
+        chains.append(FakeSubtensor(fake_metagraph, wallets.stranger.hotkey.ss58_address, network))
+        return chains[-1]
+
+    monkeypatch.setattr(bittensor, "Subtensor", subtensor)
+    axon_port = free_port()
+    settings = GatewaySettings(
+        _env_file=None, host="127.0.0.1", port=0, axon_port=axon_port, external_ip="127.0.0.1",
+        network="test", netuid=85, upscaler_addrs=[backend.address], drain_seconds=0,
+        metagraph_sync_seconds=0.2,
+    )
+    gateway = Gateway(settings, wallets.miner, redis_url=redis_url)
+    await gateway.start()
+    validator = bittensor.Dendrite(wallet=wallets.validator)
+    stranger = bittensor.Dendrite(wallet=wallets.stranger)
+    try:
+        assert len(chains) == 1 and chains[0].network == "test"
+        assert chains[0].served == [(85, "127.0.0.1", axon_port)]
+        assert (await call(validator, gateway, TaskWarrantProtocol())).warrant_task is TaskType.UPSCALING
+        assert (await call(stranger, gateway, TaskWarrantProtocol())).dendrite.status_code == 403
+        invitation = CompetitionInvitationProtocol(**load_fixture("competition_invitation.json"))
+        assert (await call(stranger, gateway, invitation)).dendrite.status_code == 200
+        await asyncio.sleep(0.5)
+        assert len(chains[0].reads) >= 2 and all(read == (85, True) for read in chains[0].reads)
+    finally:
+        await validator.aclose_session()
+        await stranger.aclose_session()
+        await gateway.stop()
