@@ -83,7 +83,6 @@ def init_telemetry(service: str) -> Telemetry:
     return _current
 
 
-
 @contextlib.contextmanager
 def client_span(method: str) -> Iterator[tuple[tuple[str, str], ...]]:
     """A CLIENT span around one outgoing call to `method` ("/package.Service/Method"), yielding the metadata

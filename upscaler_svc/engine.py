@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Literal
 
 import av
-
 import numpy as np
 import onnxruntime as ort
 import openvino as ov
@@ -162,7 +161,7 @@ class TiledEngine(Engine):
 
 class CpuEngine(TiledEngine):
     """The CPU engine: torch (channels_last), onnxruntime or OpenVINO; `auto` times each at load and keeps
-    the fastest (OpenVINO usually: its fused, blocked-layout kernels run ~2x ncnn on AVX2 here).
+    the fastest (OpenVINO usually: its fused, blocked-layout kernels run ~1.8x ncnn on AVX2 here).
 
     A CPU tile can take seconds, so cancellation reaches inside it: torch checks before every convolution
     (a forward pre-hook), onnxruntime is stopped through its RunOptions.terminate flag and OpenVINO through

@@ -60,8 +60,10 @@ class CompressorServicer:
 
         The output is verified before upload against the subnet's compression gates (same W×H, fps and
         frame count, codec family, MP4, yuv420p, SAR 1:1, colour tags, ratio > 1.25, bitrate cap in
-        VBR/CBR). If no candidate reaches the threshold the best candidate is still returned with
-        `meets_threshold` false and a `note` saying so; a gate failure is FAILED_PRECONDITION.
+        VBR/CBR, VMAF-NEG >= threshold - 5, VMAF vs VMAF-NEG delta). If no candidate reaches the
+        threshold plus its safety margin but the best one passes every gate, it is still returned with
+        `meets_threshold` false and a `note` saying so. If the best candidate fails any gate (the validator
+        would score it zero), the call ends FAILED_PRECONDITION naming the gates, and nothing is uploaded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
