@@ -199,7 +199,7 @@ class CpuEngine(TiledEngine):
         runs = {"torch": self._torch_forward, "onnxruntime": self._onnx_forward,
                 "openvino": self._openvino_forward}
         if self.backend == "auto":
-            self.calibration = {name: _time_backend(runs[name]) for name in names}
+            self.calibration = _time_backends({name: runs[name] for name in names})
             self.backend = min(self.calibration, key=self.calibration.get)
             log.info("cpu backend chosen by measurement",
                      extra={"backend": self.backend, "seconds": self.calibration})
@@ -350,17 +350,20 @@ def _onnx_session(module: torch.nn.Module, threads: int) -> ort.InferenceSession
     return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 
-def _time_backend(run: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int] = (180, 320),
-                  repeats: int = 2) -> float:
-    """Best seconds for one 320×180 tile: big enough that cache behaviour resembles real frames (torch
-    falls behind OpenVINO as frames grow, so a small sample would pick it wrongly)."""
+def _time_backends(runs: dict[str, Callable[[torch.Tensor], torch.Tensor]], size: tuple[int, int] = (180, 320),
+                   repeats: int = 2) -> dict[str, float]:
+    """Best seconds per backend for one 320×180 tile: big enough that cache behaviour resembles real frames
+    (torch falls behind OpenVINO as frames grow, so a small sample would pick it wrongly). Rounds are
+    interleaved, so a burst of load elsewhere on the machine slows every backend alike."""
     sample = torch.rand(1, 3, *size)
-    run(sample)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
+    for run in runs.values():
         run(sample)
-        best = min(best, time.perf_counter() - start)
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(sample)
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
