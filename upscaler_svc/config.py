@@ -38,7 +38,7 @@ class UpscalerSettings(ServiceSettings):
     cpu_backend: CpuBackend = Field(
         "auto", description="auto times torch channels_last, onnxruntime and OpenVINO at load, keeps the fastest")
     cpu_precision: CpuPrecision = Field(
-        "fp32", description="int8: OpenVINO quantised on UPSCALER_INT8_CALIBRATION (~1.8x faster, 38-46 "
+        "fp32", description="int8: OpenVINO quantised on UPSCALER_INT8_CALIBRATION (~1.8x faster, 37-46 "
                             "dB PSNR from fp32)")
     int8_calibration: Path | None = Field(None, description="a video like the inputs, to calibrate int8")
     downscale: Literal["antialias", "video2x-parity"] = Field(

@@ -53,7 +53,7 @@ class EngineOptions:
     `downscale` picks the ×4 → ×2 filter: plain bicubic reproduces Video2X's ncnn x2 graph exactly;
     antialiased bicubic avoids aliasing.
     `cpu_precision` int8 runs the CPU engine as an OpenVINO model quantised (NNCF, post-training) on frames
-    of `int8_calibration`, a video like the ones it will upscale: ~1.8x faster than fp32 here, 38-46 dB PSNR
+    of `int8_calibration`, a video like the ones it will upscale: ~1.8x faster than fp32 here, 37-46 dB PSNR
     from the fp32 output (the benchmark prints both). fp32 stays the default: it is exact."""
 
     tile_size: int = 0
