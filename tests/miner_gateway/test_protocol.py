@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from unittest import mock
 
+import bittensor
 import pytest
 from pydantic import ValidationError
 
@@ -45,6 +47,17 @@ SUBNET_ROUTES = {
 
 def test_route_names_are_the_subnet_class_names() -> None:
     assert {cls.__name__ for cls in protocol.ROUTES} == SUBNET_ROUTES
+
+
+@pytest.mark.parametrize("synapse_class", protocol.ROUTES, ids=lambda cls: cls.__name__)
+def test_cached_required_fields_and_headers_equal_bittensors_own(synapse_class) -> None:
+    synapse = synapse_class()
+    uncached = bittensor.Synapse.get_required_fields(synapse)
+    assert synapse.get_required_fields() == uncached
+    assert synapse.get_required_fields() is not synapse.get_required_fields(), "callers get their own list"
+    with mock.patch.object(protocol.Synapse, "get_required_fields", bittensor.Synapse.get_required_fields):
+        reference_headers = synapse_class().to_headers()
+    assert synapse_class().to_headers() == reference_headers
 
 
 def test_era_a_upscaling_body_becomes_one_item_with_synced_lists() -> None:
