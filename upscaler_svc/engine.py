@@ -1,8 +1,8 @@
 """Inference engines: one network, batches of RGB frames in, upscaled frames out.
 
 Every engine has the same life cycle, `load()` → `infer(batch, scale)` … → `close()`, and is chosen by
-name (`cpu`, later `cuda` and `tensorrt`) or automatically (`auto`: the first registered engine whose
-hardware is present, in `AUTO_ORDER`). GPU engines register themselves with `register_engine`.
+name (`cpu`, `cuda`, later `tensorrt`) or automatically (`auto`: the first registered engine whose
+hardware is present, in `AUTO_ORDER`). Further engines register themselves with `register_engine`.
 
 `TiledEngine` holds what every engine shares, written on torch tensors so a GPU engine reuses it: the
 10-px reflect pre-padding the ncnn wrapper applies (edges match Video2X), tiling with overlap for frames
@@ -367,13 +367,46 @@ def _time_backends(runs: dict[str, Callable[[torch.Tensor], torch.Tensor]], size
     return best
 
 
+class CudaEngine(TiledEngine):
+    """The network in fp16, channels_last, on the GPU; the tiling, padding and resampling run there too.
+
+    A first GPU engine so GPU machines do not fall back to the CPU. CUDA graphs or torch.compile, pinned
+    buffers and copy/compute overlap, and TensorRT are the GPU issue's, to be measured on a GPU first."""
+
+    kind = "cuda"
+    device = torch.device("cuda")
+    dtype = torch.float16
+
+    def __init__(self, checkpoint: Checkpoint, options: EngineOptions) -> None:
+        super().__init__(checkpoint, options)
+        self._module: torch.nn.Module | None = None
+
+    def load(self) -> None:
+        module = self.checkpoint.build().to(self.device, self.dtype)
+        self._module = module.to(memory_format=torch.channels_last).eval()
+
+    @torch.inference_mode()
+    def _forward(self, x: torch.Tensor, cancelled: Callable[[], bool] | None) -> torch.Tensor:
+        x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        return self._module(x).float()
+
+    def close(self) -> None:
+        self._module = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def describe(self) -> str:
+        return f"cuda/{torch.cuda.get_device_name(self.device)}" if self.device.type == "cuda" else self.kind
+
+
 @dataclass(frozen=True)
 class EngineKind:
     factory: Callable[[Checkpoint, EngineOptions], Engine]
     available: Callable[[], bool]
 
 
-ENGINES: dict[str, EngineKind] = {"cpu": EngineKind(CpuEngine, lambda: True)}
+ENGINES: dict[str, EngineKind] = {"cpu": EngineKind(CpuEngine, lambda: True),
+                                  "cuda": EngineKind(CudaEngine, torch.cuda.is_available)}
 AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from mesh.errors import InvalidInput
-from upscaler_svc.engine import (ENGINES, Cancelled, CpuEngine, EngineOptions, create_engine, register_engine,
-                                 tile_spans)
+from upscaler_svc.engine import (ENGINES, Cancelled, CpuEngine, CudaEngine, EngineOptions, create_engine,
+                                 register_engine, tile_spans)
 from tests.upscaler_svc.conftest import CLIP_29_97, CLIP_BUSY
 
 
@@ -166,3 +167,31 @@ def test_int8_settings_fail_fast_without_calibration_or_with_another_backend(tmp
         UpscalerSettings(cpu_precision="int8", cpu_backend="onnxruntime", int8_calibration=tmp_path)
     options = UpscalerSettings(cpu_precision="int8", int8_calibration=tmp_path).engine_options()
     assert (options.cpu_precision, options.int8_calibration) == ("int8", tmp_path)
+
+
+class CudaEngineOnCpu(CudaEngine):
+    """The cuda engine's fp16 channels_last path, run on the CPU as a stand-in for a GPU (none here)."""
+
+    device = torch.device("cpu")
+
+
+def test_cuda_engine_fp16_path_stays_within_half_precision_of_fp32_cpu_stand_in(anime_checkpoint, cpu_engine,
+                                                                                 frames):
+    engine = CudaEngineOnCpu(anime_checkpoint, EngineOptions())
+    engine.load()
+    assert next(engine._module.parameters()).dtype == torch.float16
+    for scale in (2, 4):
+        half, full = engine.infer(frames, scale).astype(int), cpu_engine.infer(frames, scale).astype(int)
+        assert half.shape == full.shape == (3, 32 * scale, 48 * scale, 3)
+        assert np.abs(half - full).max() <= 3 and _psnr(half, full) >= 45.0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_engine_on_the_gpu_matches_the_cpu_engine(anime_checkpoint, cpu_engine, frames):
+    engine = create_engine("cuda", anime_checkpoint)
+    engine.load()
+    assert isinstance(create_engine("auto", anime_checkpoint), CudaEngine)
+    for scale in (2, 4):
+        half, full = engine.infer(frames, scale).astype(int), cpu_engine.infer(frames, scale).astype(int)
+        assert np.abs(half - full).max() <= 3 and _psnr(half, full) >= 45.0
