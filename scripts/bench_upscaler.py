@@ -12,7 +12,7 @@ The end-to-end defaults are small so it finishes in a few minutes on a 2-core ma
 --e2e-frames 150 gives the subnet's 5-s inputs. ncnn
 needs Debian libomp5-14 and libvulkan1; without them that column is skipped with the reason.
 
-    .venv/bin/python scripts/bench_upscaler.py [--width 240] [--frames 6] [--scales 2 4] ...
+    .venv/bin/python scripts/bench_upscaler.py [--width 960] [--frames 1] [--scales 2 4] [--skip-e2e] ...
 """
 
 from __future__ import annotations
