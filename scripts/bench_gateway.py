@@ -109,24 +109,13 @@ def wait_ready(process: subprocess.Popen) -> int:
     raise RuntimeError("child exited before it was ready")
 
 
-async def wait_healthy(address: str, process: subprocess.Popen, log: Path) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+def wait_healthy(address: str, process: subprocess.Popen, log: Path) -> None:
+    from mesh.healthcheck import NotServing, wait_serving
 
-    async with grpc.aio.insecure_channel(address) as channel:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError("gateway exited:\n" + log.read_text()[-2000:])
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=0.5
-                )
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("gateway never became healthy")
+    try:
+        wait_serving(address, timeout=60, alive=lambda: process.poll() is None)
+    except NotServing as exc:
+        raise RuntimeError(f"gateway did not start ({exc}):\n" + log.read_text()[-2000:]) from None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -292,7 +281,7 @@ async def client(args: argparse.Namespace) -> dict:
                 log=gateway_log,
             )
             processes.append(gateway)
-            await wait_healthy(f"127.0.0.1:{health_port}", gateway, gateway_log)
+            await asyncio.to_thread(wait_healthy, f"127.0.0.1:{health_port}", gateway, gateway_log)
 
             def info(port: int) -> bittensor.AxonInfo:
                 return bittensor.AxonInfo(

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from janitor_svc.config import JanitorSettings  # noqa: E402
 from janitor_svc.schedule import DeletionSchedule, member_of  # noqa: E402
 from mesh.embedded import EmbeddedS3, EmbeddedValkey, free_port  # noqa: E402
-from mesh.healthcheck import check  # noqa: E402
+from mesh.healthcheck import NotServing, wait_serving  # noqa: E402
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc  # noqa: E402
 
 GOAL_SCHEDULES_PER_S = 5000
@@ -211,11 +211,10 @@ def start_janitor(valkey: EmbeddedValkey, s3: EmbeddedS3, port: int, log_path: P
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "janitor_svc"], env=env, cwd=ROOT, stdout=log,
                                    stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while check(f"127.0.0.1:{port}", timeout=1) != "SERVING":
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"janitor did not start:\n{log_path.read_text()[-2000:]}")
-        time.sleep(0.1)
+    try:
+        wait_serving(f"127.0.0.1:{port}", timeout=30, alive=lambda: process.poll() is None)
+    except NotServing as exc:
+        raise RuntimeError(f"janitor did not start ({exc}):\n{log_path.read_text()[-2000:]}") from None
     return process
 
 

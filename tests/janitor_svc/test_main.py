@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from mesh.embedded import free_port
-from mesh.healthcheck import check
+from mesh.healthcheck import NotServing, check, wait_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,11 +24,10 @@ def test_process_serves_then_drains_on_sigterm(redis_url, s3_settings):
     process = subprocess.Popen([sys.executable, "-m", "janitor_svc"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while check(f"127.0.0.1:{port}", timeout=1) != "SERVING":
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "janitor did not become SERVING"
-            time.sleep(0.1)
+        try:
+            wait_serving(f"127.0.0.1:{port}", timeout=20, alive=lambda: process.poll() is None)
+        except NotServing as exc:
+            raise AssertionError(f"{exc}:\n{process.stdout.read() if process.poll() is not None else ''}") from None
         assert check(f"127.0.0.1:{port}", "mesh.v1.Janitor") == "SERVING"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0

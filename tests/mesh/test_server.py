@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mesh.healthcheck import check
+from mesh.healthcheck import NotServing, check, wait_serving
 from mesh.server import ServiceHost
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc
 
@@ -92,3 +92,14 @@ async def test_healthcheck_module_reports_each_state(host):
     await host.stop(0)
     gone = await asyncio.to_thread(run, address, "--timeout", "1")
     assert (gone.returncode, gone.stdout.strip()) == (1, "UNREACHABLE")
+
+
+async def test_wait_serving_returns_once_ready_and_gives_up_on_death_or_timeout(host):
+    address = f"127.0.0.1:{host.port}"
+    with pytest.raises(NotServing, match="stopped before"):
+        await asyncio.to_thread(wait_serving, address, timeout=30, alive=lambda: False)
+    with pytest.raises(NotServing, match="within 0.3 s"):
+        await asyncio.to_thread(wait_serving, address, timeout=0.3)
+    asyncio.get_running_loop().call_later(0.3, lambda: asyncio.ensure_future(host.set_serving(True)))
+    await asyncio.to_thread(wait_serving, address, service=SERVICE, timeout=10)
+    assert await _status(address, SERVICE) == health_pb2.HealthCheckResponse.SERVING

@@ -8,16 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import bittensor
-import grpc
 import pytest
 import redis
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh.embedded import free_port
+from mesh.healthcheck import NotServing, wait_serving
 from miner_gateway.__main__ import parse_overrides
 from miner_gateway.protocol import (
     UpscalingMinerPayload,
@@ -122,20 +120,12 @@ class GatewayProcess:
             self.process = subprocess.Popen(
                 self.args, cwd=REPO_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 30
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self.health_port}") as channel:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, self.log.read_text()[-3000:]
-                try:
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=0.5
-                    )
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError("gateway did not become healthy:\n" + self.log.read_text()[-3000:])
+        try:
+            await asyncio.to_thread(wait_serving, f"127.0.0.1:{self.health_port}", timeout=30,
+                                    alive=lambda: self.process.poll() is None)
+        except NotServing as exc:
+            raise AssertionError(f"gateway did not become healthy ({exc}):\n" + self.log.read_text()[-3000:]) \
+                from None
 
     def axon_info(self) -> bittensor.AxonInfo:
         return bittensor.AxonInfo(

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from mesh.embedded import free_port
-from mesh.healthcheck import check
+from mesh.healthcheck import NotServing, check, wait_serving
 from vidaio_cli import infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,11 +52,11 @@ def _grpcurl(*args: str) -> str:
 
 
 def _wait_serving(up: subprocess.Popen, address: str, within: float) -> None:
-    deadline = time.monotonic() + within
-    while check(address, timeout=1) != "SERVING":
-        assert up.poll() is None, up.stdout.read()
-        assert time.monotonic() < deadline, f"{address} did not become SERVING under `vidaio-mesh up`"
-        time.sleep(0.2)
+    try:
+        wait_serving(address, timeout=within, alive=lambda: up.poll() is None, poll_seconds=0.2)
+    except NotServing as exc:
+        raise AssertionError(f"{exc} under `vidaio-mesh up`:\n{up.stdout.read() if up.poll() is not None else ''}") \
+            from None
 
 
 def test_up_serves_restarts_and_ctrl_c_leaves_nothing_behind(tmp_path):
