@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry import trace
 
 from mesh.server import MAX_MESSAGE_BYTES
-from mesh.telemetry import client_span
+from mesh.telemetry import outgoing_metadata, rpc_attributes
 from mesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc, upscaler_pb2, upscaler_pb2_grpc
 from miner_gateway.items import CompressItem, UpscaleItem
 
@@ -54,6 +54,7 @@ CODEC_MODES = {
 }
 
 OnItemDone = Callable[[int, str], Awaitable[None]]
+Metadata = tuple[tuple[str, str], ...]
 Item = UpscaleItem | CompressItem
 
 
@@ -115,7 +116,6 @@ class Endpoint:
     address: str
     channel: grpc.aio.Channel
     method: Callable[..., object]
-    rpc: str
     in_flight: int = 0
     picks: int = 0
     healthy: bool = True
@@ -126,6 +126,7 @@ class EndpointPool:
 
     def __init__(self, service: str, addresses: Sequence[str], health_interval: float = 5.0) -> None:
         self.service = service
+        self.rpc = f"/{service}/{'Upscale' if service == UPSCALER_SERVICE else 'Compress'}"
         self.addresses = list(addresses)
         self.health_interval = health_interval
         self.endpoints: list[Endpoint] = []
@@ -137,15 +138,15 @@ class EndpointPool:
             channel = grpc.aio.insecure_channel(
                 address, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
             )
-            self.endpoints.append(Endpoint(address, channel, *self._method(channel)))
+            self.endpoints.append(Endpoint(address, channel, self._method(channel)))
         await self.probe()
         self._prober = asyncio.create_task(self._probe_forever(), name=f"health {self.service}")
 
-    def _method(self, channel: grpc.aio.Channel) -> tuple[Callable[..., object], str]:
-        """The streaming stub method and its path ("/package.Service/Method")."""
+    def _method(self, channel: grpc.aio.Channel) -> Callable[..., object]:
+        """The streaming stub method (`self.rpc`) on `channel`."""
         if self.service == UPSCALER_SERVICE:
-            return upscaler_pb2_grpc.UpscalerStub(channel).Upscale, f"/{self.service}/Upscale"
-        return compressor_pb2_grpc.CompressorStub(channel).Compress, f"/{self.service}/Compress"
+            return upscaler_pb2_grpc.UpscalerStub(channel).Upscale
+        return compressor_pb2_grpc.CompressorStub(channel).Compress
 
     def choose(self, exclude: set[str]) -> Endpoint | None:
         """Least in-flight calls among healthy replicas not yet tried; any untried one if none is healthy."""
@@ -242,9 +243,13 @@ class Dispatcher:
         deadline: float,
         on_done: OnItemDone | None,
     ) -> list[str]:
+        rpc = rpc_attributes(pool.rpc) if pool is not None else {}
+
         async def run(position: int, item: Item) -> str:
             with tracer.start_as_current_span(
-                "mesh.item", attributes={"mesh.item.index": item.index, **attributes(item)}
+                "mesh.item",
+                kind=trace.SpanKind.CLIENT,
+                attributes={**rpc, "mesh.item.index": item.index, **attributes(item)},
             ) as span:
                 url = await self._run_one(pool, position, item, build, deadline, span)
                 span.set_attribute("mesh.item.ok", bool(url))
@@ -280,7 +285,11 @@ class Dispatcher:
 
 
 async def _call(pool: EndpointPool, request, deadline: float, span: trace.Span, index: int) -> str:
-    """One item on the pool: retry refused calls on other replicas, with backoff once all were tried."""
+    """One item on the pool: retry refused calls on other replicas, with backoff once all were tried.
+
+    The item span is the CLIENT span of every attempt: its context travels in each call's metadata.
+    """
+    metadata = outgoing_metadata()
     tried: set[str] = set()
     backoff = itertools.chain((0.1, 0.2, 0.5, 1.0), itertools.repeat(MAX_BACKOFF_SECONDS))
     while True:
@@ -292,10 +301,11 @@ async def _call(pool: EndpointPool, request, deadline: float, span: trace.Span, 
             tried.clear()
             await asyncio.sleep(min(next(backoff), remaining))
             continue
-        span.add_event("attempt", {"endpoint": endpoint.address})
+        span.set_attribute("server.address", endpoint.address)
         try:
-            return await _stream(endpoint, request, remaining, span, index)
+            return await _stream(endpoint, request, remaining, metadata, span, index)
         except _Refused as refused:
+            span.add_event("refused", {"endpoint": endpoint.address, "code": refused.code.name})
             tried.add(endpoint.address)
             if refused.code == grpc.StatusCode.UNAVAILABLE:
                 endpoint.healthy = False
@@ -310,23 +320,25 @@ class _Refused(Exception):
         self.code = code
 
 
-async def _stream(endpoint: Endpoint, request, timeout: float, span: trace.Span, index: int) -> str:
+async def _stream(
+    endpoint: Endpoint, request, timeout: float, metadata: Metadata, span: trace.Span, index: int
+) -> str:
     """Follow one call's events to its result; the call is cancelled if we leave early."""
     endpoint.in_flight += 1
     url, stage = "", ""
     started = False
     call = None
     try:
-        with client_span(endpoint.rpc) as metadata:
-            call = endpoint.method(request, timeout=timeout, metadata=metadata)
-            async for event in call:
-                started = True
-                if event.WhichOneof("event") == "progress":
-                    stage = _report(event.progress, stage, span, endpoint.address, index)
-                else:
-                    url = event.result.output.presigned_url
-                    span.add_event("result", {"endpoint": endpoint.address})
+        call = endpoint.method(request, timeout=timeout, metadata=metadata)
+        async for event in call:
+            started = True
+            if event.WhichOneof("event") == "progress":
+                stage = _report(event.progress, stage, span, endpoint.address, index)
+            else:
+                url = event.result.output.presigned_url
+        span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.OK.value[0])
     except grpc.aio.AioRpcError as exc:
+        span.set_attribute("rpc.grpc.status_code", exc.code().value[0])
         if not started and exc.code() in RETRY_ELSEWHERE:
             raise _Refused(exc.code()) from None
         raise ItemFailed(exc.code(), exc.details() or "") from None

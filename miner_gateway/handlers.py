@@ -138,10 +138,10 @@ class SynapseHandlers:
                 f"synapse {route}", kind=trace.SpanKind.SERVER, attributes=attributes
             ):
                 answered = await forward(synapse)
-            log.info(
-                "synapse answered",
-                extra={"route": route, "hotkey": hotkey, "seconds": round(time.perf_counter() - started, 4)},
-            )
+                log.info(
+                    "synapse answered",
+                    extra={"route": route, "hotkey": hotkey, "seconds": round(time.perf_counter() - started, 4)},
+                )
             return answered
 
         traced.__name__ = forward.__name__

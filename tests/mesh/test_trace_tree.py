@@ -57,7 +57,8 @@ def test_each_synapse_is_one_trace_through_gateway_services_and_janitor(tmp_path
 
         server = next(s for s in trace.values() if s.service == service and s.name == rpc)
         client = trace[server.parent_span_id]
-        assert client.service == GATEWAY and client.name == rpc
+        assert client.service == GATEWAY and client.name == "mesh.item" and client.parent_span_id == root.span_id
+        assert f"/{client.attributes['rpc.service']}/{client.attributes['rpc.method']}" == rpc
         stage_spans = {s.name.removeprefix("stage."): s for s in trace.values()
                        if s.service == service and s.name.startswith("stage.")}
         assert stages <= stage_spans.keys(), f"{route}: stages {sorted(stage_spans)}"

@@ -8,6 +8,7 @@ import time
 
 import bittensor
 import pytest
+from opentelemetry.trace import SpanKind
 
 from mesh.embedded import free_port
 from miner_gateway.config import GatewaySettings
@@ -366,10 +367,14 @@ async def test_one_span_per_synapse_with_its_context_propagated_to_the_services(
         (0, "SD24K"),
         (1, "SD2HD"),
     ]
+    assert root.parent is None, "the synapse span is the root: FastAPI's own spans are off"
     assert all(item.parent.span_id == root.context.span_id for item in items)
+    assert all(item.kind is SpanKind.CLIENT and item.attributes["rpc.method"] == "Upscale" for item in items)
     trace_id = format(root.context.trace_id, "032x")
+    item_span_ids = {format(item.context.span_id, "016x") for item in items}
     assert len(backend.script.traceparents) == 2
-    assert all(parent and parent.split("-")[1] == trace_id for parent in backend.script.traceparents)
+    assert {parent.split("-")[1] for parent in backend.script.traceparents} == {trace_id}
+    assert {parent.split("-")[2] for parent in backend.script.traceparents} == item_span_ids
 
 
 class FakeSubtensor:
