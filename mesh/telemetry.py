@@ -6,6 +6,10 @@ gRPC server calls are instrumented by the OTel interceptor, health checks exclud
 their CLIENT span by hand (`client_span`, or a span of the caller's with `rpc_attributes` and
 `outgoing_metadata`): the aio client interceptor wraps every call in extra tasks, ~0.45 ms per call measured
 here, and the gateway fans out up to ten calls per synapse.
+
+Spans are exported in batches of 32 (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE` overrides): the exporter encodes a
+batch in Python while holding the GIL, ~12 ms for the SDK's default of 512 here, and a request in flight waits
+for it. Batches of 32 cut that wait to under a millisecond for about the same CPU in all.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, Status, StatusCode
 
 _NOT_HEALTH = filters.negate(filters.service_name("grpc.health.v1.Health"))
+EXPORT_BATCH_SPANS = 32
 _tracer = trace.get_tracer("vidaio-mesh")
 _meter = metrics.get_meter("vidaio-mesh")
 _stage_seconds = _meter.create_histogram("mesh.stage.duration", unit="s", description="wall time of a job stage")
@@ -71,7 +76,7 @@ def init_telemetry(service: str) -> Telemetry:
     if not disabled and _exports("TRACES"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        tracer_provider.add_span_processor(span_processor(OTLPSpanExporter()))
     if not disabled and _exports("METRICS"):
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
@@ -82,6 +87,12 @@ def init_telemetry(service: str) -> Telemetry:
     GrpcAioInstrumentorServer(filter_=_NOT_HEALTH).instrument()
     _current = Telemetry(tracer_provider, meter_provider)
     return _current
+
+
+def span_processor(exporter: SpanExporter) -> BatchSpanProcessor:
+    """The batch processor every service exports through: small batches unless the environment sets a size."""
+    configured = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" in os.environ
+    return BatchSpanProcessor(exporter, max_export_batch_size=None if configured else EXPORT_BATCH_SPANS)
 
 
 def rpc_attributes(method: str) -> dict[str, str]:
