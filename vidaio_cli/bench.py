@@ -10,10 +10,9 @@ import json
 import random
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from matplotlib.figure import Figure
 from rich.console import Console
 
 from vidaio_cli.demo import (
@@ -31,13 +30,17 @@ from vidaio_cli.demo import (
     stop_on_sigterm,
 )
 from vidaio_cli.inputs import CLIP_SUFFIXES
-from vidaio_cli.scorecard import RoundReport, summary_table
-from vidaio_cli.validator import LocalValidator, validator_wallet
+from vidaio_cli.scorecard import summary_table
+
+if TYPE_CHECKING:
+    from vidaio_cli.scorecard import RoundReport
 
 
 def write_chart(runs: list[dict], path: Path) -> Path:
     """Two panels over every item of every run: predicted score (hatched where PIE-APP was unavailable,
     red where a gate failed) and the validator's wait for the synapse plus the scoring time."""
+    from matplotlib.figure import Figure
+
     items = [(run, item) for run in runs for item in run["report"]["items"]]
     labels = [f"{Path(run['clip']).stem[:14]} r{run['repetition']} {item['route'][5:9]}#{item['index']}"
               for run, item in items]
@@ -87,6 +90,8 @@ def bench(
     validator_wallet_dir: Annotated[Path | None, typer.Option(help="with --axon: validator wallet dir")] = None,
 ) -> None:
     """Play validator rounds over a directory of clips and chart the predicted scores and times."""
+    from vidaio_cli.validator import LocalValidator, validator_wallet
+
     stop_on_sigterm()
     console = Console()
     shape = round_shape(era, upscaling_items, compression_items, task_types, thresholds, codecs, codec_modes,

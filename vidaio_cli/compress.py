@@ -7,18 +7,20 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compressor_svc.config import CompressorSettings
-from compressor_svc.pipeline import CompressJob, CompressOptions, CompressOutcome, ProgressEvent, compress
 from mesh.config import load_settings
 from mesh.errors import MeshError
 from mesh.media import fetch
+
+if TYPE_CHECKING:  # the compressor's core (PySceneDetect, OpenCV) loads only for `compress` itself
+    from compressor_svc.config import CompressorSettings
+    from compressor_svc.pipeline import CompressJob, CompressOptions, CompressOutcome, ProgressEvent
 
 console = Console()
 
@@ -43,6 +45,8 @@ def _summary(outcome: CompressOutcome, seconds: float) -> Table:
 
 async def _run(source: str, output: Path, job: CompressJob, options: CompressOptions, budget: float,
                settings: CompressorSettings) -> CompressOutcome:
+    from compressor_svc.pipeline import compress
+
     columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[note]}"), TimeElapsedColumn())
     with tempfile.TemporaryDirectory(prefix="vidaio-compress-") as work, \
@@ -78,6 +82,9 @@ def compress_command(
                                                     "budget)")] = None,
 ) -> None:
     """Compress a video to the smallest file whose VMAF-NEG meets the threshold, as the service does."""
+    from compressor_svc.config import CompressorSettings
+    from compressor_svc.pipeline import CompressJob
+
     settings = load_settings(CompressorSettings)
     options = settings.compress_options(preset)
     job = CompressJob(vmaf_threshold, codec, mode, bitrate_mbps)

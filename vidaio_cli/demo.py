@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -33,9 +33,11 @@ from vidaio_cli.inputs import (
     build_upscaling_inputs,
     default_source,
 )
-from vidaio_cli.mesh_stack import EmbeddedMesh, MeshHandle, wait_for_axon
 from vidaio_cli.scorecard import RoundReport, print_scorecard
-from vidaio_cli.validator import LocalValidator, MinerTarget, RoundPlan, validator_wallet
+
+if TYPE_CHECKING:  # bittensor (~1.5 s) loads only when a round is played, not for every vidaio-mesh command
+    from vidaio_cli.mesh_stack import EmbeddedMesh, MeshHandle
+    from vidaio_cli.validator import LocalValidator, RoundPlan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TASK_TYPES = ("SD24K", "HD24K", "SD24K", "SD2HD", "SD24K")
@@ -76,6 +78,8 @@ class RoundShape:
 
     def build(self, source: Path, workdir: Path, rng: random.Random) -> RoundPlan:
         """Validator-style inputs for this shape, cut from random points of `source`."""
+        from vidaio_cli.validator import RoundPlan
+
         upscaling = build_upscaling_inputs(source, workdir, self.task_types, seconds=self.seconds,
                                            reference_height=self.reference_height, era=self.era, rng=rng)
         compression = build_compression_inputs(source, workdir, self.compression_settings(rng),
@@ -130,6 +134,9 @@ def mesh_session(console: Console, *, use_running: bool, mesh_dir: Path | None, 
                  keep_data: bool) -> Iterator[tuple[MeshHandle, EmbeddedMesh | None]]:
     """A mesh to play against: a running one (from `up`'s data dir, or an axon address + hotkey), or a
     fresh embedded one that is stopped, with all its processes, when the block ends."""
+    from vidaio_cli.mesh_stack import EmbeddedMesh, MeshHandle, wait_for_axon
+    from vidaio_cli.validator import MinerTarget, validator_wallet
+
     if use_running:
         if mesh_dir is not None:
             handle = MeshHandle.from_state(mesh_dir)
@@ -214,6 +221,8 @@ def demo(
     keep_data: Annotated[bool, typer.Option(help="keep the embedded mesh's data and logs")] = False,
 ) -> None:
     """Play one validator round against the mesh and print what the subnet would score."""
+    from vidaio_cli.validator import LocalValidator, validator_wallet
+
     stop_on_sigterm()
     console = Console()
     shape = round_shape(era, upscaling_items, compression_items, task_types, thresholds, codecs, codec_modes,

@@ -7,7 +7,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,11 +17,11 @@ from rich.table import Table
 from mesh.config import load_settings
 from mesh.errors import MeshError
 from mesh.media import fetch
-from upscaler_svc.config import UpscalerSettings
-from upscaler_svc.engine import create_engine
-from upscaler_svc.pipeline import Progress as PipelineProgress
-from upscaler_svc.pipeline import UpscaleOutcome, UpscalePipeline, resolve_scale
-from upscaler_svc.weights import WeightCache
+
+if TYPE_CHECKING:  # the upscaler's core imports torch (~2 s): only `upscale` itself loads it
+    from upscaler_svc.config import UpscalerSettings
+    from upscaler_svc.pipeline import Progress as PipelineProgress
+    from upscaler_svc.pipeline import UpscaleOutcome
 
 console = Console()
 
@@ -47,6 +47,10 @@ def _facts_table(outcome: UpscaleOutcome) -> Table:
 
 async def _run(source: str, output: Path, scale: int, codec: str,
                settings: UpscalerSettings) -> UpscaleOutcome:
+    from upscaler_svc.engine import create_engine
+    from upscaler_svc.pipeline import UpscalePipeline
+    from upscaler_svc.weights import WeightCache
+
     # SIGTERM stops the job like Ctrl-C does: threads stopped, ffmpeg killed, no output written.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
@@ -92,6 +96,9 @@ def upscale(
     downscale: Annotated[str | None, typer.Option(help="x4->x2 filter: antialias, video2x-parity")] = None,
 ) -> None:
     """Upscale a video exactly as the upscaler service would, and print the output's facts."""
+    from upscaler_svc.config import UpscalerSettings
+    from upscaler_svc.pipeline import resolve_scale
+
     overrides = {key: value for key, value in (("model", model), ("engine", engine), ("downscale", downscale))
                  if value is not None}
     settings = load_settings(UpscalerSettings, **overrides)
