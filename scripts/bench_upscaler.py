@@ -6,7 +6,8 @@
    development clip (960 px wide by default: the subnet's SD input), same model, same scale. Prints the
    ratio (goal: ours >= 2x ncnn).
 2. End to end: seconds per subnet task type for a validator-style input (libx264 ultrafast, no audio) cut
-   from a development clip: probe, decode, upscale, encode and the validator's gates.
+   from a development clip: probe, decode, upscale, encode and the validator's gates, on `--engine`
+   (`auto`: the GPU's where there is one).
 
 The end-to-end defaults are small so it finishes in a few minutes on a 2-core machine; --input-scale 1
 --e2e-frames 150 gives the subnet's 5-s inputs. ncnn
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mesh.ffmpeg import run_ffmpeg_sync  # noqa: E402
 from upscaler_svc.encode import EncoderSettings, size_cap_bytes  # noqa: E402
-from upscaler_svc.engine import CPU_BACKENDS, CpuEngine, EngineOptions  # noqa: E402
+from upscaler_svc.engine import CPU_BACKENDS, CpuEngine, EngineOptions, create_engine  # noqa: E402
 from upscaler_svc.pipeline import TASK_SCALES, UpscalePipeline  # noqa: E402
 from upscaler_svc.weights import WeightCache  # noqa: E402
 
@@ -146,7 +147,7 @@ def engine_benchmark(args: argparse.Namespace, cache: WeightCache) -> None:
 
 
 def end_to_end(args: argparse.Namespace, cache: WeightCache) -> None:
-    engine = CpuEngine(cache.load(args.model), EngineOptions(cpu_backend="auto"))
+    engine = create_engine(args.engine, cache.load(args.model), EngineOptions(cpu_backend="auto"))
     engine.load()
     pipeline = UpscalePipeline(engine, encoder_settings=EncoderSettings(x265_preset=args.x265_preset))
     print(f"\n== end to end: {args.e2e_frames} frames at {args.input_scale:g} x each task's nominal input, "
@@ -188,6 +189,7 @@ def main() -> None:
     parser.add_argument("--task-types", nargs="+", default=["SD2HD", "HD24K", "SD24K"],
                         choices=list(TASK_SCALES))
     parser.add_argument("--x265-preset", default="fast")
+    parser.add_argument("--engine", default="auto", help="end-to-end engine: auto, cpu, cuda")
     parser.add_argument("--skip-engine", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
     args = parser.parse_args()

@@ -7,11 +7,15 @@ hardware is present, in `AUTO_ORDER`). Further engines register themselves with 
 `TiledEngine` holds what every engine shares, written on torch tensors so a GPU engine reuses it: the
 10-px reflect pre-padding the ncnn wrapper applies (edges match Video2X), tiling with overlap for frames
 that do not fit, the ×4 → ×2 downscale, and rounding back to 8 bits. A subclass only runs the network.
+
+The CPU backends' runtimes (onnxruntime, OpenVINO) and PyAV load only when the CPU engine uses them, so a GPU
+image without them runs the `cuda` engine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import itertools
 import logging
@@ -22,17 +26,18 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import av
 import numpy as np
-import onnxruntime as ort
-import openvino as ov
 import torch
 from torch.nn import functional as F
 
 from mesh.errors import InvalidInput
 from upscaler_svc.weights import Checkpoint
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    import openvino as ov
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +196,7 @@ class CpuEngine(TiledEngine):
         if self.options.cpu_precision == "int8":
             calibration = self._int8_calibration()
             self.backend = "openvino"
-        names = CPU_BACKENDS if self.backend == "auto" else (self.backend,)
+        names = installed_cpu_backends() if self.backend == "auto" else (self.backend,)
         if "onnxruntime" in names:
             self._session = _onnx_session(self._module, self.options.threads)
         if "openvino" in names:
@@ -232,6 +237,8 @@ class CpuEngine(TiledEngine):
             self._cancelled = None
 
     def _onnx_forward(self, x: torch.Tensor, cancelled: Callable[[], bool] | None = None) -> torch.Tensor:
+        import onnxruntime as ort
+
         options = ort.RunOptions()
         finished = threading.Event()
         if cancelled is not None:
@@ -260,9 +267,16 @@ class CpuEngine(TiledEngine):
         return f"cpu/{self.backend}" + ("/int8" if self.options.cpu_precision == "int8" else "")
 
 
+def installed_cpu_backends() -> tuple[str, ...]:
+    """torch always; onnxruntime and OpenVINO where their packages are installed (a GPU image may lack them)."""
+    return tuple(name for name in CPU_BACKENDS if name == "torch" or importlib.util.find_spec(name) is not None)
+
+
 def calibration_samples(video: Path, count: int = 16, side: int = 128, max_frames: int = 300) -> list[np.ndarray]:
     """`count` crops of `side` px (1×3×side×side floats in [0, 1]) from frames spread over the first
     `max_frames` of `video`, for int8 calibration: activation ranges come from real content, not noise."""
+    import av
+
     rng = np.random.default_rng(85)
     crops = []
     try:
@@ -289,6 +303,8 @@ class OpenVinoRunner:
 
     def __init__(self, module: torch.nn.Module, threads: int,
                  calibration: list[np.ndarray] | None = None) -> None:
+        import openvino as ov
+
         self._model = ov.convert_model(module, example_input=torch.rand(1, 3, 32, 32), input=[(-1, 3, -1, -1)])
         if calibration:
             self._model = _quantize(self._model, calibration)
@@ -339,6 +355,8 @@ def _terminate_when(cancelled: Callable[[], bool], options: ort.RunOptions,
 
 
 def _onnx_session(module: torch.nn.Module, threads: int) -> ort.InferenceSession:
+    import onnxruntime as ort
+
     buffer = io.BytesIO()
     sample = torch.rand(1, 3, 32, 32)
     axes = {0: "n", 2: "h", 3: "w"}

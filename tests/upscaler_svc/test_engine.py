@@ -73,6 +73,19 @@ def test_auto_backend_keeps_the_faster_by_measurement(anime_checkpoint):
     assert engine.infer(np.zeros((1, 16, 16, 3), np.uint8), 2).shape == (1, 32, 32, 3)
 
 
+def test_auto_backend_times_only_the_installed_runtimes(anime_checkpoint, monkeypatch):
+    """A GPU image without OpenVINO still gets a CPU engine: `auto` leaves out what is not installed."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "openvino"
+                        else find_spec(name, *args))
+    engine = CpuEngine(anime_checkpoint, EngineOptions(cpu_backend="auto"))
+    engine.load()
+    assert set(engine.calibration) == {"torch", "onnxruntime"}
+    assert engine.infer(np.zeros((1, 16, 16, 3), np.uint8), 2).shape == (1, 32, 32, 3)
+
+
 def test_unsupported_scales_are_invalid_input(cpu_engine):
     for scale in (1, 3, 8):
         with pytest.raises(InvalidInput, match="scale"):
