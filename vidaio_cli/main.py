@@ -1,4 +1,7 @@
-"""`vidaio-mesh`: operator commands. Each command lives in its own module and registers itself here."""
+"""`vidaio-mesh`: operator commands. Each command lives in its own module and registers itself here.
+
+The modules import torch, bittensor and the services' cores inside the commands that need them, so that
+`--help`, `health` and `up` start in under a second (tests/vidaio_cli/test_main.py holds them to it)."""
 
 from __future__ import annotations
 
