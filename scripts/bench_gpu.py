@@ -113,7 +113,7 @@ def on_device(engine_class: type[TiledEngine], device: torch.device) -> type[Til
     return type(engine_class.__name__, (engine_class,), {"device": device})
 
 
-def test_frames(count: int, width: int, height: int, seed: int = 85) -> np.ndarray:
+def sample_frames(count: int, width: int, height: int, seed: int = 85) -> np.ndarray:
     """Smooth, textured N×H×W×3 frames (upsampled noise): content like video, not white noise."""
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand((count, 3, max(2, height // 16), max(2, width // 16)), generator=generator)
@@ -194,7 +194,7 @@ def variants(device: torch.device, size: str, args: argparse.Namespace) -> dict[
 
 def measure(checkpoint: Checkpoint, model: str, size: str, width: int, height: int, scale: int,
             args: argparse.Namespace, device: torch.device, roofline: float) -> list[dict]:
-    frames = test_frames(args.frames, width, height)
+    frames = sample_frames(args.frames, width, height)
     cpu_frames = frames[:max(1, min(args.cpu_frames, len(frames)))]
     rows: list[dict] = []
     reference: np.ndarray | None = None
@@ -228,7 +228,7 @@ def measure(checkpoint: Checkpoint, model: str, size: str, width: int, height: i
 def measure_ncnn(model: str, size: str, width: int, height: int, scale: int, frames: int) -> dict:
     row = {"model": model, "size": size, "scale": scale, "engine": "ncnn"}
     try:
-        row["fps"] = NcnnRunner(model, scale).frames_per_second(test_frames(frames, width, height))
+        row["fps"] = NcnnRunner(model, scale).frames_per_second(sample_frames(frames, width, height))
     except Exception as exc:  # noqa: BLE001 - ncnn is optional
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
