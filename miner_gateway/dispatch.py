@@ -30,6 +30,12 @@ tracer = trace.get_tracer(__name__)
 UPSCALER_SERVICE = upscaler_pb2.DESCRIPTOR.services_by_name["Upscaler"].full_name
 COMPRESSOR_SERVICE = compressor_pb2.DESCRIPTOR.services_by_name["Compressor"].full_name
 
+# Each service's streaming method: its name in the contract and the stub class that calls it.
+STREAMING_METHODS = {
+    UPSCALER_SERVICE: ("Upscale", upscaler_pb2_grpc.UpscalerStub),
+    COMPRESSOR_SERVICE: ("Compress", compressor_pb2_grpc.CompressorStub),
+}
+
 RETRY_ELSEWHERE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 MAX_BACKOFF_SECONDS = 2.0
 
@@ -126,7 +132,8 @@ class EndpointPool:
 
     def __init__(self, service: str, addresses: Sequence[str], health_interval: float = 5.0) -> None:
         self.service = service
-        self.rpc = f"/{service}/{'Upscale' if service == UPSCALER_SERVICE else 'Compress'}"
+        self._method_name, self._stub = STREAMING_METHODS[service]
+        self.rpc_attributes = rpc_attributes(f"/{service}/{self._method_name}")
         self.addresses = list(addresses)
         self.health_interval = health_interval
         self.endpoints: list[Endpoint] = []
@@ -138,15 +145,9 @@ class EndpointPool:
             channel = grpc.aio.insecure_channel(
                 address, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
             )
-            self.endpoints.append(Endpoint(address, channel, self._method(channel)))
+            self.endpoints.append(Endpoint(address, channel, getattr(self._stub(channel), self._method_name)))
         await self.probe()
         self._prober = asyncio.create_task(self._probe_forever(), name=f"health {self.service}")
-
-    def _method(self, channel: grpc.aio.Channel) -> Callable[..., object]:
-        """The streaming stub method (`self.rpc`) on `channel`."""
-        if self.service == UPSCALER_SERVICE:
-            return upscaler_pb2_grpc.UpscalerStub(channel).Upscale
-        return compressor_pb2_grpc.CompressorStub(channel).Compress
 
     def choose(self, exclude: set[str]) -> Endpoint | None:
         """Least in-flight calls among healthy replicas not yet tried; any untried one if none is healthy."""
@@ -243,7 +244,7 @@ class Dispatcher:
         deadline: float,
         on_done: OnItemDone | None,
     ) -> list[str]:
-        rpc = rpc_attributes(pool.rpc) if pool is not None else {}
+        rpc = pool.rpc_attributes if pool is not None else {}
 
         async def run(position: int, item: Item) -> str:
             with tracer.start_as_current_span(
