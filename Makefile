@@ -17,12 +17,14 @@ demo: $(STAMP)
 	$(VENV)/bin/vidaio-mesh demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 proto: $(STAMP)
 	$(PY) scripts/gen_proto.py
 
 lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 	cd proto && ../$(VENV)/bin/buf lint
 
 clean:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compressor_svc.encoders import Encoder
+from mesh.codecs import Encoder
 
 CONVERGED_WITHIN = 0.35
 MAX_JUMP_VMAF = 10.0

@@ -58,7 +58,7 @@ class JanitorSettings(ServiceSettings):
         return value
 
     @model_validator(mode="after")
-    def _backoff_order(self) -> "JanitorSettings":
+    def _backoff_order(self) -> JanitorSettings:
         if self.backoff_max_seconds < self.backoff_seconds:
             raise ValueError("backoff_max_seconds must be at least backoff_seconds")
         return self

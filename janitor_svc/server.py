@@ -15,15 +15,17 @@ from janitor_svc.schedule import DeletionSchedule
 from janitor_svc.servicer import JanitorServicer
 from janitor_svc.worker import BatchDeleter, DeletionWorker
 from mesh.config import RedisSettings, S3Settings
-from mesh.server import ServiceHost
+from mesh.server import MeshServer, ServiceHost
 from mesh.storage import ObjectStore
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 
-class JanitorServer:
+class JanitorServer(MeshServer):
     """Starts serving at once (health NOT_SERVING) and turns SERVING while Redis and S3 both answer."""
+
+    self_reported_health = True
 
     def __init__(self, settings: JanitorSettings, redis_settings: RedisSettings, s3_settings: S3Settings) -> None:
         self.settings = settings
@@ -37,7 +39,7 @@ class JanitorServer:
                                      is_ready=self.monitor.is_ready,
                                      on_store_unreachable=self.monitor.report_failure)
         self.janitor = Janitor(settings, self.schedule, self.store, self.worker)
-        self.host = ServiceHost(settings.host, settings.port, settings.drain_seconds)
+        super().__init__(ServiceHost(settings.host, settings.port, settings.drain_seconds))
         self.host.add_service(janitor_pb2.DESCRIPTOR.services_by_name["Janitor"],
                               janitor_pb2_grpc.add_JanitorServicer_to_server, JanitorServicer(self.janitor))
         self._tasks: list[asyncio.Task] = []
@@ -56,21 +58,15 @@ class JanitorServer:
                 except OSError as exc:
                     log.warning("temp sweep failed", extra={"error": str(exc)})
 
-    async def start(self) -> int:
-        """Bind, probe the dependencies once, and start the background loops; returns the port."""
-        port = await self.host.start()
+    async def open(self) -> None:
+        """Probe the dependencies once and start the background loops."""
         await self.monitor.check()
         self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("janitor-monitor", self.monitor.run()), ("janitor-worker", self.worker.run()),
             ("janitor-sweep", self._sweep_periodically()))]
-        return port
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Drain gRPC calls, stop the loops (a claim cut short is re-claimed after its lease), close Redis."""
-        await self.host.stop(grace)
-        await self.close_background()
-
-    async def close_background(self) -> None:
+    async def close(self) -> None:
+        """Stop the loops (a claim cut short is re-claimed after its lease) and close Redis."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -8,7 +8,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from janitor_svc.janitor import DeletionRequest, Janitor, Scheduled
-from mesh.errors import unary_errors
+from mesh.rpc import unary_errors
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc
 
 

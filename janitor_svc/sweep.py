@@ -25,7 +25,7 @@ class SweepReport:
     files_removed: int = 0
     bytes_freed: int = 0
 
-    def __add__(self, other: "SweepReport") -> "SweepReport":
+    def __add__(self, other: SweepReport) -> SweepReport:
         return SweepReport(self.files_removed + other.files_removed, self.bytes_freed + other.bytes_freed)
 
 

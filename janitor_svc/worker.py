@@ -62,7 +62,7 @@ class DrainReport:
     failed: int = 0
     dead_lettered: int = 0
 
-    def __add__(self, other: "DrainReport") -> "DrainReport":
+    def __add__(self, other: DrainReport) -> DrainReport:
         return DrainReport(self.deleted + other.deleted, self.failed + other.failed,
                            self.dead_lettered + other.dead_lettered)
 

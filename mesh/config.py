@@ -5,10 +5,13 @@ A bad value stops the process at start with one line per problem, naming the env
 
 from __future__ import annotations
 
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mesh.sources import SourceLimits, SourcePolicy
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -26,6 +29,50 @@ class ServiceSettings(BaseSettings):
     port: int = Field(0, ge=0, le=65535, description="gRPC port (0 picks a free one)")
     drain_seconds: float = Field(10.0, ge=0, le=600, description="grace period for in-flight calls on SIGTERM")
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+
+GIB = 1 << 30
+
+
+class MediaServiceSettings(ServiceSettings):
+    """What every media service (upscaler, compressor) sets the same way, under its own prefix: where
+    sources may come from and how big they may be, the job queue, temp space, and how results are stored."""
+
+    janitor_addr: str = Field("127.0.0.1:29117", pattern=r"^[\w.\-\[\]:]+:\d+$",
+                              validation_alias=AliasChoices("JANITOR_ADDR", "janitor_addr"),
+                              description="host:port of the janitor that deletes stored results")
+    allow_loopback_sources: bool = Field(False, description="also fetch sources from loopback (local demos, tests)")
+    source_allowlist: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated host names or CIDRs fetched from even when not public")
+    max_source_bytes: int = Field(4 * GIB, gt=0, description="largest source download")
+    fetch_timeout_seconds: float = Field(300.0, gt=0, le=3600, description="total time for the download")
+    max_dimension: int = Field(8192, ge=16, le=16384, description="largest source width or height")
+    concurrency: int = Field(1, ge=1, le=64, description="jobs running at once")
+    queue_size: int = Field(4, ge=0, le=1000, description="jobs waiting beyond the running ones; more: Busy")
+    work_dir: Path | None = Field(None, description="downloads and outputs in flight (default: system temp)")
+    presign_seconds: int | None = Field(None, ge=60, le=7 * 24 * 3600,
+                                        description="result URL lifetime (default: S3_PRESIGN_SECONDS)")
+    delete_after_seconds: float | None = Field(
+        None, gt=0, le=30 * 24 * 3600, description="delete results this long after upload (default: URL "
+                                                    "lifetime + 600 s, the subnet's own sweep rule)")
+
+    @field_validator("source_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("source_allowlist")
+    @classmethod
+    def _allowlist_entries_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        SourcePolicy.build(False, value)
+        return value
+
+    def source_limits(self, max_seconds: float = 0.0) -> SourceLimits:
+        """The SSRF policy and caps `mesh.sources.fetch_source` enforces for this service."""
+        return SourceLimits(SourcePolicy.build(self.allow_loopback_sources, self.source_allowlist),
+                            self.max_source_bytes, self.fetch_timeout_seconds, self.max_dimension, max_seconds)
 
 
 class RedisSettings(BaseSettings):

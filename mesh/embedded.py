@@ -54,7 +54,7 @@ class EmbeddedValkey:
         self._server = ValkeyServer(port=port, data_dir=data_dir, persist=data_dir is not None,
                                     appendonly="yes")
 
-    def start(self) -> "EmbeddedValkey":
+    def start(self) -> EmbeddedValkey:
         self._server.start()
         return self
 
@@ -69,7 +69,7 @@ class EmbeddedValkey:
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "EmbeddedValkey":
+    def __enter__(self) -> EmbeddedValkey:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -93,7 +93,7 @@ class EmbeddedS3:
         """host:port, as the minio SDK and S3_ENDPOINT take it."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "EmbeddedS3":
+    def start(self, timeout: float = 30.0) -> EmbeddedS3:
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="weed-"))
             self._own_dir = True
@@ -158,7 +158,7 @@ class EmbeddedS3:
         if self._own_dir and self.data_dir is not None:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedS3":
+    def __enter__(self) -> EmbeddedS3:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,84 +1,58 @@
-"""Domain errors and their gRPC status codes (the error model written in proto/mesh/v1/common.proto)."""
+"""Domain errors, free of gRPC: each carries the *name* of the status its caller should see.
+
+The gRPC edge (`mesh.rpc`) maps the name to a `grpc.StatusCode`; cores, the CLI and tests never need grpc
+to raise or inspect one. The codes and their meaning are written in proto/mesh/v1/common.proto.
+"""
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
-
-import grpc
-
-log = logging.getLogger(__name__)
-
 
 class MeshError(Exception):
-    """An expected failure with a status code and a message meant for the caller."""
+    """An expected failure with a status name and a message meant for the caller."""
 
-    code = grpc.StatusCode.INTERNAL
+    status = "INTERNAL"
 
 
 class InvalidInput(MeshError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    """The request or its source is unusable; retrying the same request fails again."""
+
+    status = "INVALID_ARGUMENT"
 
 
 class SourceNotFound(MeshError):
-    code = grpc.StatusCode.NOT_FOUND
+    status = "NOT_FOUND"
 
 
 class SourceRefused(MeshError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    """The source points where this service may not fetch from (SSRF guard)."""
+
+    status = "PERMISSION_DENIED"
 
 
 class Busy(MeshError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = "RESOURCE_EXHAUSTED"
 
 
 class GateFailed(MeshError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    """The output would fail a validator gate; nothing was uploaded."""
+
+    status = "FAILED_PRECONDITION"
+
+
+class Misconfigured(MeshError):
+    """The service's own deployment cannot do this (an engine or extra not installed, a bad model file):
+    the operator must act, not the caller."""
+
+    status = "FAILED_PRECONDITION"
 
 
 class DependencyUnavailable(MeshError):
-    code = grpc.StatusCode.UNAVAILABLE
+    """Object storage, Redis, the janitor or the source host is unreachable; safe to retry."""
+
+    status = "UNAVAILABLE"
 
 
-T = TypeVar("T")
+class DeadlineTooShort(MeshError):
+    """Not even the fastest safe way to do the job fits in the time left."""
 
-
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
-    if isinstance(exc, MeshError):
-        await context.abort(exc.code, str(exc))
-    log.exception("unexpected error in %s", type(exc).__name__)
-    await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-
-
-def unary_errors(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Map domain errors raised by a unary servicer method to gRPC statuses."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
-        try:
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a status; abort raises
-            await _abort(context, exc)
-            raise
-
-    return wrapper
-
-
-def stream_errors(method: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIterator[T]]:
-    """Map domain errors raised by a server-streaming servicer method to gRPC statuses."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[T]:
-        try:
-            async for item in method(self, request, context):
-                yield item
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a status
-            await _abort(context, exc)
-
-    return wrapper
+    status = "DEADLINE_EXCEEDED"

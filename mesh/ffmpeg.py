@@ -1,7 +1,7 @@
 """The one ffmpeg every service uses: imageio-ffmpeg's static build (libvmaf, SVT-AV1, x265, NVENC).
 
 Debian's ffmpeg has no libvmaf, so nothing here looks at PATH. Processes run in their own session so a
-cancelled job kills ffmpeg and anything it started.
+cancelled job kills ffmpeg and anything it started, and a paused lane (`mesh.lanes`) stops them.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import signal
 import subprocess
 
 import imageio_ffmpeg
+
+from mesh import lanes
 
 
 class FfmpegError(RuntimeError):
@@ -58,7 +60,8 @@ async def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> str:
         ffmpeg_exe(), "-hide_banner", "-nostdin", *args,
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        _, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+        with lanes.tracked(proc.pid):
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout)
     except BaseException:
         _kill_group(proc)
         await proc.wait()

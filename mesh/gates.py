@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mesh.media import MP4_CONTAINER, MediaFacts
-from mesh.v1 import common_pb2
 
 FRAME_TOLERANCE = 5
 FPS_TOLERANCE = 0.3
@@ -28,8 +27,6 @@ class Gate:
     passed: bool
     detail: str
 
-    def to_proto(self) -> common_pb2.GateCheck:
-        return common_pb2.GateCheck(name=self.name, passed=self.passed, detail=self.detail)
 
 
 def all_passed(gates: list[Gate]) -> bool:

@@ -10,12 +10,16 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic_settings import BaseSettings
 
+from mesh.config import MediaServiceSettings, load_settings
+from mesh.janitor_client import JanitorClient
 from mesh.logs import configure_logging
 from mesh.telemetry import init_telemetry
 
@@ -85,12 +89,102 @@ class ServiceHost:
             await on_shutdown()
 
 
-def run_service(name: str, log_level: str, serve: Callable[[], Awaitable[None]]) -> None:
-    """A service process's life: JSON logs, telemetry before any server or channel exists, run `serve`
-    until it returns (SIGTERM drain), then flush the last spans and metrics."""
+class MeshServer:
+    """Every gRPC service's lifecycle, with the same names everywhere.
+
+    `start()` = `bind()` (answering, health NOT_SERVING) then `ready()`: `open()` the service (a subclass
+    loads models, checks its dependencies, starts its loops) and report SERVING, unless the service follows
+    its dependencies' health itself (`self_reported_health`). `stop()` drains in-flight calls, then
+    `close()`s. `serve()` is a process's life until SIGTERM."""
+
+    self_reported_health = False
+
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+
+    async def open(self) -> None:
+        """Make the service ready to serve."""
+
+    async def close(self) -> None:
+        """Release what `open()` and the calls took (after the drain)."""
+
+    async def bind(self) -> int:
+        """Start answering, health NOT_SERVING; returns the bound port."""
+        return await self.host.start()
+
+    async def ready(self) -> None:
+        """Open the service, then report SERVING (unless its health follows its dependencies)."""
+        await self.open()
+        if not self.self_reported_health:
+            await self.host.set_serving(True)
+
+    async def start(self) -> int:
+        """`bind()` then `ready()`; returns the bound port."""
+        port = await self.bind()
+        await self.ready()
+        return port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, give running ones `grace` seconds (default: the drain setting), then close."""
+        await self.host.stop(grace)
+        await self.close()
+
+    async def serve(self) -> None:
+        await self.start()
+        await self.host.serve_until_signal(on_shutdown=self.close)
+
+
+class MediaService(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MediaServer(MeshServer):
+    """A media service's process (upscaler, compressor): its gRPC-free `service`, which a subclass sets and
+    registers, and the janitor client the service schedules deletions through."""
+
+    service: MediaService
+
+    def __init__(self, settings: MediaServiceSettings) -> None:
+        super().__init__(ServiceHost(settings.host, settings.port, settings.drain_seconds))
+        self.janitor = JanitorClient(settings.janitor_addr)
+
+    async def open(self) -> None:
+        await self.service.start()
+
+    async def close(self) -> None:
+        await self.service.close()
+        await self.janitor.close()
+
+
+class Servable(Protocol):
+    async def serve(self) -> None: ...
+
+
+def run_service(name: str, log_level: str, make_server: Callable[[], Servable]) -> None:
+    """A service process's life: JSON logs, telemetry before any server or channel exists, the server
+    built and served inside the event loop until SIGTERM drains it, then the last spans and metrics flushed."""
     configure_logging(name, log_level)
     telemetry = init_telemetry(name)
+
+    async def serve() -> None:
+        await make_server().serve()
+
     try:
         asyncio.run(serve())
     finally:
         telemetry.shutdown()
+
+
+def service_main(name: str, make_server: Callable[..., Servable], settings: type[BaseSettings],
+                 *dependencies: type[BaseSettings]) -> Callable[[], None]:
+    """A service's console entry point: read its settings and those of its dependencies (exit with a line
+    per bad variable), then `run_service` with `make_server(settings, *dependencies)`."""
+
+    def main() -> None:
+        own = load_settings(settings)
+        others = [load_settings(cls) for cls in dependencies]
+        run_service(name, own.log_level, lambda: make_server(own, *others))
+
+    return main

@@ -46,7 +46,8 @@ def _exports(signal: str) -> bool:
     """OTLP export for TRACES or METRICS: an endpoint is configured and OTEL_<signal>_EXPORTER is not `none`."""
     if os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() == "none":
         return False
-    return bool(os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    return bool(os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")
+                or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
 @dataclass
@@ -157,8 +158,7 @@ class JobTelemetry:
         if self._span is not None:
             self._span.record_exception(exc)
             self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        code = getattr(exc, "code", None)
-        self._finish(code.name if hasattr(code, "name") else type(exc).__name__)
+        self._finish(getattr(exc, "status", None) or type(exc).__name__)
 
     def close(self) -> None:
         """End the job; one that did not fail counts as `ok`."""

@@ -48,12 +48,13 @@ def _bittensor_logs_as_json() -> None:
         logger.removeHandler(handler)
 
 
-async def serve(settings: GatewaySettings) -> None:
+def build_gateway(settings: GatewaySettings):
+    """The gateway with the operator's wallet (read now: a missing hotkey stops the process with a hint)."""
     _bittensor_logs_as_json()
     from bittensor_wallet import Wallet
     from bittensor_wallet.errors import KeyFileError
 
-    from miner_gateway.server import Gateway, StartupError
+    from miner_gateway.server import Gateway
 
     wallet = Wallet(
         name=settings.wallet_name,
@@ -66,21 +67,12 @@ async def serve(settings: GatewaySettings) -> None:
         raise SystemExit(
             f"{SERVICE}: cannot read the hotkey ({error}); check --wallet.* / GATEWAY_WALLET_*"
         ) from None
-    gateway = Gateway(settings, wallet)
-    try:
-        await gateway.start()
-    except StartupError as error:
-        await gateway.stop()
-        raise SystemExit(f"{SERVICE}: {error}") from None
-    except BaseException:
-        await gateway.stop()
-        raise
-    await gateway.serve_until_signal()
+    return Gateway(settings, wallet)
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = load_settings(GatewaySettings, **parse_overrides(argv))
-    run_service(SERVICE, settings.log_level, lambda: serve(settings))
+    run_service(SERVICE, settings.log_level, lambda: build_gateway(settings))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ class Snapshot:
     enforce_min_stake: bool = True
 
     @classmethod
-    def from_metagraph(cls, metagraph, owner: str | None = None) -> "Snapshot":
+    def from_metagraph(cls, metagraph, owner: str | None = None) -> Snapshot:
         """Read any object with bittensor Metagraph's `hotkeys`, `validator_permit` and `S`."""
         hotkeys = list(metagraph.hotkeys)
         stakes = {hotkey: float(metagraph.S[uid]) for uid, hotkey in enumerate(hotkeys)}
@@ -35,7 +35,7 @@ class Snapshot:
         return cls(stakes, validators, owner)
 
     @classmethod
-    def local(cls, validator_hotkeys: Iterable[str]) -> "Snapshot":
+    def local(cls, validator_hotkeys: Iterable[str]) -> Snapshot:
         """A chain-free snapshot: the listed hotkeys are validators with no stake, so no minimum applies."""
         hotkeys = frozenset(validator_hotkeys)
         return cls({hotkey: 0.0 for hotkey in hotkeys}, hotkeys, enforce_min_stake=False)

@@ -83,7 +83,7 @@ class GatewaySettings(ServiceSettings):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "GatewaySettings":
+    def _consistent(self) -> GatewaySettings:
         if self.is_local and not self.validator_hotkeys:
             raise ValueError(
                 "GATEWAY_NETWORK=local needs GATEWAY_VALIDATOR_HOTKEYS (comma-separated SS58 hotkeys)"

@@ -4,10 +4,16 @@ Each route is a (forward, blacklist, priority) triple. The blacklist runs in the
 signature check and before any work; forward turns the synapse into work items for the dispatcher or the
 job runner and writes the response fields back. Every forward runs in one span carrying the route, the
 validator hotkey, the round or job id and the task type; the item spans and gRPC calls are its children.
+
+When the job store (Redis) is unreachable or does not answer before the synapse's deadline, the Job and Poll
+synapses are still answered (HTTP 200): a kick-off with `accepted = False`, a poll with "processing" (the job
+may well finish once Redis is back; the validator's own deadline bounds its wait), both with the reason in
+the axon status message, and a WARNING in the gateway's log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -22,7 +28,7 @@ from miner_gateway.auth import ValidatorDirectory
 from miner_gateway.config import GatewaySettings
 from miner_gateway.dispatch import Dispatcher
 from miner_gateway.items import compress_items, upscale_items
-from miner_gateway.jobs import JobKind, JobRunner
+from miner_gateway.jobs import PROCESSING, JobKind, JobRunner, JobStoreUnavailable
 from miner_gateway.protocol import (
     CompetitionInvitationProtocol,
     CompetitionInvitationResponse,
@@ -48,6 +54,9 @@ tracer = trace.get_tracer(__name__)
 
 NOT_PARTICIPATING = "this miner does not take part in competitions"
 DEFAULT_SYNAPSE_TIMEOUT = 12.0
+JOB_STORE_UNAVAILABLE = "job store unavailable"
+JOB_REFUSED = f"{JOB_STORE_UNAVAILABLE}: job not accepted, try again later"
+JOB_STATUS_UNKNOWN = f"{JOB_STORE_UNAVAILABLE}: job status unknown, poll again later"
 
 Forward = Callable[[bittensor.Synapse], Awaitable[bittensor.Synapse]]
 
@@ -171,12 +180,36 @@ class SynapseHandlers:
         synapse.miner_response = MinerResponse(optimized_video_urls=urls)
         return synapse
 
+    async def _job_store_call(self, synapse, call: Awaitable, answer: str):
+        """`call`'s result, or None after answering the synapse with `answer` when the job store is down."""
+        seconds = max(0.05, self._deadline(synapse) - time.monotonic())
+        try:
+            return await asyncio.wait_for(call, seconds)
+        except (JobStoreUnavailable, TimeoutError) as error:
+            if isinstance(error, JobStoreUnavailable):
+                reason = str(error)
+            else:
+                reason = f"no answer within {seconds:.1f} s"
+            log.warning(
+                answer,
+                extra={"route": type(synapse).__name__, "job_id": synapse.job_id[:128], "error": reason},
+            )
+            if synapse.axon is None:
+                synapse.axon = bittensor.TerminalInfo()
+            synapse.axon.status_message = answer
+            return None
+
     async def _start_job(self, synapse, kind: JobKind):
-        synapse.job_response.accepted = await self._jobs.submit(synapse.job_id, kind, synapse.miner_payload)
+        submitted = self._jobs.submit(synapse.job_id, kind, synapse.miner_payload)
+        accepted = await self._job_store_call(synapse, submitted, JOB_REFUSED)
+        synapse.job_response.accepted = bool(accepted)
         return synapse
 
     async def _poll_job(self, synapse, kind: JobKind):
-        status, urls = await self._jobs.poll(synapse.job_id, kind)
+        polled = await self._job_store_call(
+            synapse, self._jobs.poll(synapse.job_id, kind), JOB_STATUS_UNKNOWN
+        )
+        status, urls = polled if polled is not None else (PROCESSING, [])
         synapse.poll_response = PollResponse(job_id=synapse.job_id, status=status, optimized_video_urls=urls)
         return synapse
 

@@ -6,8 +6,9 @@ applies, except `task_types`, which is padded with its last value as the subnet'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 from miner_gateway.protocol import CompressionMinerPayload, UpscalingMinerPayload
 

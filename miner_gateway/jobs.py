@@ -5,6 +5,9 @@ Redis; the runner holds a lease (a key with a short TTL) that it renews while it
 and every half lease thereafter, it looks at the active jobs: one whose lease has lapsed is **resumed** (only
 its unfinished items run again, with the time left before the job's deadline) or, when its deadline has passed
 or it has been started `max_attempts` times already, **finished** with the items it has ("failed" if none).
+
+When Redis cannot be reached, `submit` and `poll` raise `JobStoreUnavailable` instead of a Redis error, so
+the synapse handler answers the validator (a refused kick-off) rather than letting the axon answer HTTP 500.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from typing import Literal
 
 import redis.asyncio as redis
 from opentelemetry import propagate, trace
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from mesh.scheduling import ORGANIC
 from miner_gateway.dispatch import Dispatcher
 from miner_gateway.items import compress_items, upscale_items
 from miner_gateway.protocol import CompressionMinerPayload, UpscalingMinerPayload
@@ -33,6 +39,20 @@ PROCESSING, COMPLETED, FAILED = "processing", "completed", "failed"
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ACTIVE = "gateway:jobs:active"
+# Redis down, refusing connections, timing out, still loading its data set, or rejecting our credentials.
+_STORE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_CREDENTIALS = re.compile(r"//[^/@\s]*@")
+
+
+class JobStoreUnavailable(RuntimeError):
+    """The job store (Redis) cannot be reached. The message says why (the Redis error's class and text, with
+    any credentials in it masked); it never carries the Redis URL's password."""
+
+    @classmethod
+    def from_error(cls, error: BaseException) -> JobStoreUnavailable:
+        text = _CREDENTIALS.sub("//***@", f"{type(error).__name__}: {error}")
+        return cls(text[:300])
+
 
 # Create the job hash only if it does not exist, with its TTL, and list it as active.
 _CREATE = """
@@ -206,18 +226,26 @@ class JobRunner:
             return False
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        if not await self._store.create(job_id, kind, payload_json, time.time() + self._timeout, carrier):
-            existing = await self._store.get(job_id)
-            return existing is not None and existing.kind == kind
-        if await self._store.acquire(job_id, self._owner):
-            record = await self._store.get(job_id)
-            if record is not None:
-                self._launch(record)
+        try:
+            if not await self._store.create(job_id, kind, payload_json, time.time() + self._timeout, carrier):
+                existing = await self._store.get(job_id)
+                return existing is not None and existing.kind == kind
+            if await self._store.acquire(job_id, self._owner):
+                record = await self._store.get(job_id)
+                if record is not None:
+                    self._launch(record)
+        except _STORE_ERRORS as error:
+            # Refused. Should the job have been stored before Redis went, recovery runs it once Redis is back,
+            # and a kick-off repeated then is accepted (same job_id) without a second run.
+            raise JobStoreUnavailable.from_error(error) from error
         return True
 
     async def poll(self, job_id: str, kind: JobKind) -> tuple[str, list[str]]:
         """("processing", []), ("completed", urls) or ("failed", urls); unknown jobs are "failed"."""
-        record = await self._store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+        try:
+            record = await self._store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+        except _STORE_ERRORS as error:
+            raise JobStoreUnavailable.from_error(error) from error
         if record is None or record.kind != kind:
             return FAILED, []
         if record.status == PROCESSING:
@@ -258,7 +286,7 @@ class JobRunner:
                 async def save(index: int, url: str) -> None:
                     await self._store.record_item(job_id, index, url)
 
-                await run(pending, deadline, job_id, on_done=save)
+                await run(pending, deadline, job_id, on_done=save, priority=ORGANIC)
                 done = await self._store.get(job_id)
                 results = done.items if done is not None else {}
                 status = await self._store.finish(job_id, [results.get(item.index, "") for item in items])

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum, IntEnum
-from typing import Any, ClassVar, List, Optional
+from typing import Any, ClassVar
 
 import bittensor
 from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
@@ -74,7 +74,7 @@ class _ListScalarSynced(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _scalar_follows_list(self) -> "_ListScalarSynced":
+    def _scalar_follows_list(self) -> _ListScalarSynced:
         for list_name, scalar_name in self.synced_pairs:
             values, scalar = getattr(self, list_name), getattr(self, scalar_name)
             if not values and scalar:
@@ -87,10 +87,10 @@ class _ListScalarSynced(BaseModel):
 class UpscalingMinerPayload(_ListScalarSynced):
     synced_pairs = (("reference_video_urls", "reference_video_url"), ("task_types", "task_type"))
 
-    reference_video_urls: List[str] = Field(default_factory=list, description="videos to upscale")
+    reference_video_urls: list[str] = Field(default_factory=list, description="videos to upscale")
     reference_video_url: str = Field("", description="legacy scalar: the first video")
     maximum_optimized_size_mb: int = Field(100, gt=0, description="sent by validators, never read by them")
-    task_types: List[str] = Field(default_factory=list, description="HD24K, SD2HD, SD24K, 4K28K per video")
+    task_types: list[str] = Field(default_factory=list, description="HD24K, SD2HD, SD24K, 4K28K per video")
     task_type: str = Field("HD24K", description="legacy scalar: the first video's task type")
 
 
@@ -99,16 +99,16 @@ class CompressionMinerPayload(_ListScalarSynced):
 
     synced_pairs = (("reference_video_urls", "reference_video_url"),)
 
-    reference_video_urls: List[str] = Field(default_factory=list, description="videos to compress")
+    reference_video_urls: list[str] = Field(default_factory=list, description="videos to compress")
     reference_video_url: str = Field("", description="legacy scalar: the first video")
     vmaf_threshold: float = Field(90.0, ge=0.0, le=100.0)
-    vmaf_thresholds: List[float] = Field(default_factory=list)
+    vmaf_thresholds: list[float] = Field(default_factory=list)
     target_codec: str = Field("av1", description="av1, hevc, h264, vp9")
-    target_codecs: List[str] = Field(default_factory=list)
+    target_codecs: list[str] = Field(default_factory=list)
     codec_mode: str = Field("CRF", description="CBR, VBR or CRF")
-    codec_modes: List[str] = Field(default_factory=list)
+    codec_modes: list[str] = Field(default_factory=list)
     target_bitrate: float = Field(10.0, gt=0.0, description="Mbit/s")
-    target_bitrates: List[float] = Field(default_factory=list)
+    target_bitrates: list[float] = Field(default_factory=list)
 
 
 class MinerResponse(_ListScalarSynced):
@@ -116,7 +116,7 @@ class MinerResponse(_ListScalarSynced):
 
     synced_pairs = (("optimized_video_urls", "optimized_video_url"),)
 
-    optimized_video_urls: List[str] = Field(default_factory=list)
+    optimized_video_urls: list[str] = Field(default_factory=list)
     optimized_video_url: str = ""
 
 
@@ -131,34 +131,34 @@ class PollResponse(_ListScalarSynced):
 
     job_id: str = ""
     status: str = "unknown"
-    optimized_video_urls: List[str] = Field(default_factory=list)
+    optimized_video_urls: list[str] = Field(default_factory=list)
     optimized_video_url: str = ""
 
 
 class TaskWarrantProtocol(Synapse):
-    version: Optional[Version] = None
-    warrant_task: Optional[TaskType] = Field(
+    version: Version | None = None
+    warrant_task: TaskType | None = Field(
         None, description="the task this miner takes: COMPRESSION or UPSCALING"
     )
 
 
 class LengthCheckProtocol(Synapse):
-    version: Optional[Version] = None
+    version: Version | None = None
     max_content_length: ContentLength = Field(
         ContentLength.FIVE, description="longest clip accepted, seconds"
     )
 
 
 class VideoUpscalingProtocol(Synapse):
-    version: Optional[Version] = None
-    round_id: Optional[str] = None
+    version: Version | None = None
+    round_id: str | None = None
     miner_payload: UpscalingMinerPayload = Field(default_factory=UpscalingMinerPayload, frozen=True)
     miner_response: MinerResponse = Field(default_factory=MinerResponse)
 
 
 class VideoCompressionProtocol(Synapse):
-    version: Optional[Version] = None
-    round_id: Optional[str] = None
+    version: Version | None = None
+    round_id: str | None = None
     miner_payload: CompressionMinerPayload = Field(default_factory=CompressionMinerPayload, frozen=True)
     miner_response: MinerResponse = Field(default_factory=MinerResponse)
 
@@ -216,18 +216,18 @@ class CompetitionSubmissionReviewStatus(str, Enum):
 _COMPETITION_ID = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 _DIGEST = r"^[a-f0-9]{64}$"
 _GITHUB_REPOSITORY = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\.git$")
-_TRANSPORT_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TRANSPORT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CompetitionInvitationResponse(BaseModel):
     competition_id: str = ""
     echo_nonce: str = ""
     participating: bool = False
-    supported_competition_type: Optional[CompetitionType] = None
-    refusal_reason: Optional[str] = Field(None, max_length=256)
+    supported_competition_type: CompetitionType | None = None
+    refusal_reason: str | None = Field(None, max_length=256)
 
     @model_validator(mode="after")
-    def _participation_is_consistent(self) -> "CompetitionInvitationResponse":
+    def _participation_is_consistent(self) -> CompetitionInvitationResponse:
         if self.participating and self.supported_competition_type != CompetitionType.COMPRESSION:
             raise ValueError("participating miners must confirm COMPRESSION support")
         if self.participating and self.refusal_reason:
@@ -241,8 +241,8 @@ class CompetitionSubmissionResponse(BaseModel):
     status: CompetitionSubmissionStatus = CompetitionSubmissionStatus.NOT_READY
     repository_url: str = ""
     github_pat: str = Field("", repr=False)
-    commit_hint: Optional[str] = Field(None, max_length=64)
-    reason: Optional[str] = Field(None, max_length=256)
+    commit_hint: str | None = Field(None, max_length=64)
+    reason: str | None = Field(None, max_length=256)
 
     @field_validator("repository_url")
     @classmethod
@@ -252,7 +252,7 @@ class CompetitionSubmissionResponse(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _credentials_only_when_ready(self) -> "CompetitionSubmissionResponse":
+    def _credentials_only_when_ready(self) -> CompetitionSubmissionResponse:
         ready = self.status == CompetitionSubmissionStatus.READY
         if ready and not (self.repository_url and self.github_pat):
             raise ValueError("READY submissions require repository_url and github_pat")
@@ -268,10 +268,10 @@ class CompetitionInvitationProtocol(Synapse):
     manifest_digest: str = Field("", pattern=_DIGEST)
     registration_deadline: datetime = _TRANSPORT_EPOCH
     invitation_nonce: str = Field("", min_length=16, max_length=128)
-    eligibility_reason_code: Optional[str] = None
-    eligibility_reason_detail: Optional[str] = None
-    observed_alpha_stake: Optional[float] = None
-    minimum_alpha_stake: Optional[float] = None
+    eligibility_reason_code: str | None = None
+    eligibility_reason_detail: str | None = None
+    observed_alpha_stake: float | None = None
+    minimum_alpha_stake: float | None = None
     invitation_response: CompetitionInvitationResponse = Field(default_factory=CompetitionInvitationResponse)
 
     @field_serializer("registration_deadline")
@@ -279,7 +279,7 @@ class CompetitionInvitationProtocol(Synapse):
         return value.isoformat()
 
     @model_validator(mode="after")
-    def _response_matches_request(self) -> "CompetitionInvitationProtocol":
+    def _response_matches_request(self) -> CompetitionInvitationProtocol:
         response = self.invitation_response
         if response.competition_id and response.competition_id != self.competition_id:
             raise ValueError("invitation response belongs to another competition")
@@ -297,9 +297,9 @@ class CompetitionSubmissionProtocol(Synapse):
     request_nonce: str = Field("", min_length=16, max_length=128)
     requested_at: datetime = _TRANSPORT_EPOCH
     last_submission_status: CompetitionSubmissionReviewStatus = CompetitionSubmissionReviewStatus.NOT_RECEIVED
-    last_submission_reason_code: Optional[str] = Field(None, max_length=128)
-    last_submission_reason_detail: Optional[str] = Field(None, max_length=500)
-    last_pinned_commit_sha: Optional[str] = Field(None, pattern=r"^[a-f0-9]{40,64}$")
+    last_submission_reason_code: str | None = Field(None, max_length=128)
+    last_submission_reason_detail: str | None = Field(None, max_length=500)
+    last_pinned_commit_sha: str | None = Field(None, pattern=r"^[a-f0-9]{40,64}$")
     submission_revision: int = Field(0, ge=0)
     submission_response: CompetitionSubmissionResponse = Field(default_factory=CompetitionSubmissionResponse)
 
@@ -308,7 +308,7 @@ class CompetitionSubmissionProtocol(Synapse):
         return value.isoformat()
 
     @model_validator(mode="after")
-    def _response_matches_request(self) -> "CompetitionSubmissionProtocol":
+    def _response_matches_request(self) -> CompetitionSubmissionProtocol:
         response = self.submission_response
         if response.competition_id and response.competition_id != self.competition_id:
             raise ValueError("submission response belongs to another competition")

@@ -26,13 +26,20 @@ from mesh.config import RedisSettings, load_settings
 from mesh.server import ServiceHost
 from miner_gateway.auth import ChainMetagraph, Snapshot, SnapshotSource, ValidatorDirectory
 from miner_gateway.config import GatewaySettings
-from miner_gateway.dispatch import COMPRESSOR_SERVICE, UPSCALER_SERVICE, Dispatcher, EndpointPool
+from miner_gateway.dispatch import Dispatcher
 from miner_gateway.handlers import SynapseHandlers
 from miner_gateway.jobs import JobRunner, JobStore
+from miner_gateway.pool import COMPRESSOR_SERVICE, UPSCALER_SERVICE, EndpointPool
 
 log = logging.getLogger(__name__)
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+_URL_PASSWORD = re.compile(r"(//[^:/@?#]*:)[^@/?#]*@|(password=)[^&#]*", re.IGNORECASE)
+
+
+def without_password(url: str) -> str:
+    """A Redis URL fit for a message or a log: any password in it (user info or query) replaced by ***."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}***@" if m.group(1) else f"{m.group(2)}***", url)
 
 
 class StartupError(RuntimeError):
@@ -88,7 +95,7 @@ class _InLoopServer(uvicorn.Server):
 
 
 class Gateway:
-    """The miner gateway: `await start()`, then serve until `stop()` (or a signal: `serve_until_signal`)."""
+    """The miner gateway: `await start()`, then serve until `stop()` (or, as a process, `serve()` until a signal)."""
 
     def __init__(
         self,
@@ -130,7 +137,9 @@ class Gateway:
         try:
             await client.ping()
         except (redis.ConnectionError, OSError) as error:
-            raise StartupError(f"Redis at {self._redis_url} is unreachable (REDIS_URL): {error}") from None
+            raise StartupError(
+                f"Redis at {without_password(self._redis_url)} is unreachable (REDIS_URL): {error}"
+            ) from None
 
         directory = ValidatorDirectory(
             self._snapshot_source, min_stake=settings.min_stake, sync_seconds=settings.metagraph_sync_seconds
@@ -153,6 +162,7 @@ class Gateway:
             upscale_codec=settings.upscale_codec,
             upscale_model=settings.upscale_model,
             max_items=settings.max_items,
+            operator_seed=self._wallet.hotkey.ss58_address,
         )
 
         store = JobStore(
@@ -249,6 +259,14 @@ class Gateway:
             await close()
         self._closers.clear()
 
-    async def serve_until_signal(self) -> None:
-        """Run until SIGTERM/SIGINT, then drain and stop."""
+    async def serve(self) -> None:
+        """Start, then run until SIGTERM/SIGINT, drain and stop; a failed start stops what it started."""
+        try:
+            await self.start()
+        except StartupError as error:
+            await self.stop()
+            raise SystemExit(f"miner-gateway: {error}") from None
+        except BaseException:
+            await self.stop()
+            raise
         await self.health.serve_until_signal(on_shutdown=self._close)

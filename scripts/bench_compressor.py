@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import sys
@@ -38,14 +39,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compressor_svc.encoders import CPU_ENCODERS
-from compressor_svc.pipeline import CompressJob, CompressOptions, CompressOutcome, compress
+from compressor_svc.compressor import compress
+from compressor_svc.job import CompressJob, CompressOptions, CompressOutcome
+from mesh.codecs import CPU_ENCODERS
 from mesh.errors import MeshError
 from mesh.ffmpeg import run_ffmpeg_sync
 from mesh.gates import all_passed
 from mesh.media import probe
 
-CLIPS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clips"
+CLIPS_DIR = Path(os.environ.get("VIDAIO_CLIPS_DIR",
+                                Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clips"))
 
 
 def reference_q(threshold: float) -> float:

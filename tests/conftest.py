@@ -1,10 +1,9 @@
-"""Shared fixtures: real Valkey and SeaweedFS S3 on loopback, and the development clips."""
+"""Shared fixtures: real Valkey and SeaweedFS S3 on loopback, and the (synthetic) development clips."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import threading
 import uuid
 from pathlib import Path
@@ -18,16 +17,18 @@ from mesh.config import RedisSettings, S3Settings
 from mesh.embedded import EmbeddedS3, EmbeddedValkey
 from mesh.ffmpeg import run_ffmpeg_sync
 from mesh.storage import ObjectStore
+from vidaio_cli.synthetic import TEST_CLIPS, make_clips
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CLIPS_DIR = Path(os.environ.get("VIDAIO_CLIPS_DIR", REPO_ROOT.parent / "shared" / "data" / "clips"))
 
 
 @pytest.fixture(scope="session")
-def clips_dir() -> Path:
-    if not CLIPS_DIR.is_dir():
-        pytest.fail(f"development clips not found at {CLIPS_DIR} (set VIDAIO_CLIPS_DIR)")
-    return CLIPS_DIR
+def clips_dir(tmp_path_factory) -> Path:
+    """The development clips the tests cut from: synthetic ones (vidaio_cli.synthetic.TEST_CLIPS, the names,
+    sizes and rates the tests use), made once per session, so the suite needs nothing outside the repo."""
+    folder = tmp_path_factory.mktemp("synthetic-clips")
+    make_clips(folder, TEST_CLIPS)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +64,7 @@ def s3_settings(s3_server) -> S3Settings:
 
 def cut_clip(source: Path, dest: Path, *, frames: int, width: int | None = None, fps: str | None = None,
              codec: str = "libx264") -> Path:
-    """A short validator-style H.264 cut of a real clip (no audio), optionally resized / re-timed."""
+    """A short validator-style H.264 cut of a clip (no audio), optionally resized / re-timed."""
     filters = []
     if fps:
         filters.append(f"fps={fps}")

@@ -88,7 +88,7 @@ class OtlpTraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
                 return spans
             time.sleep(0.2)
 
-    def start(self) -> "OtlpTraceReceiver":
+    def start(self) -> OtlpTraceReceiver:
         self._server.start()
         return self
 

@@ -1,40 +1,35 @@
-"""UPSCALER_* settings: listener, model and engine, source limits, encoder quality, queue, storage policy."""
+"""UPSCALER_* settings: the media-service settings (mesh.config), plus model and engine, output limits and
+encoder quality."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from mesh.config import ServiceSettings
+from mesh.codecs import CPU_ENCODERS
+from mesh.config import MediaServiceSettings
 from upscaler_svc.encode import EncoderSettings
 from upscaler_svc.engine import CpuBackend, CpuPrecision, EngineOptions
+from upscaler_svc.engine_registry import ENGINES
 from upscaler_svc.pipeline import PipelineLimits
 from upscaler_svc.weights import default_cache_dir
 
-GIB = 1 << 30
 
-
-class UpscalerSettings(ServiceSettings):
-    """Every field is read from UPSCALER_<NAME> (or `.env`); the janitor address also from JANITOR_ADDR."""
+class UpscalerSettings(MediaServiceSettings):
+    """Every field is read from UPSCALER_<NAME> (or `.env`); the janitor address from JANITOR_ADDR."""
 
     model_config = SettingsConfigDict(env_prefix="UPSCALER_", env_file=".env", extra="ignore",
                                       validate_default=True, populate_by_name=True)
 
     port: int = Field(29115, ge=0, le=65535)
-    janitor_addr: str = Field("127.0.0.1:29117", min_length=3,
-                              validation_alias=AliasChoices("UPSCALER_JANITOR_ADDR", "JANITOR_ADDR"),
-                              description="host:port of the Janitor that deletes uploaded results")
-    allow_private_sources: bool = Field(False, description="accept loopback/private source URLs (local use)")
-    max_source_bytes: int = Field(2 * GIB, ge=1, description="largest source download")
-    fetch_timeout_seconds: float = Field(300.0, gt=0, le=3600, description="total time for the download")
     max_output_side: int = Field(8192, ge=64, le=16384, description="longest output side (HEVC 6.2: 8192)")
     max_frames: int = Field(36_000, ge=1, description="longest source, in frames")
 
     model: str = Field("realesr-animevideov3", description="model name or official .pth/.safetensors path")
-    engine: str = Field("auto", description="auto, cpu, cuda or tensorrt")
+    engine: str = Field("auto", description="auto, or a registered engine: cpu, cuda")
     cpu_backend: CpuBackend = Field(
         "auto", description="auto times torch channels_last, onnxruntime and OpenVINO at load, keeps the fastest")
     cpu_precision: CpuPrecision = Field(
@@ -49,24 +44,31 @@ class UpscalerSettings(ServiceSettings):
     threads: int = Field(0, ge=0, le=512, description="CPU inference threads (0: all cores)")
     queue_frames: int = Field(8, ge=1, le=256, description="frames buffered between decode, infer and encode")
     cache_dir: Path = Field(default_factory=default_cache_dir, description="converted weights")
-    work_dir: Path | None = Field(None, description="downloads and outputs in flight (default: system temp)")
 
-    x265_preset: str = Field("fast", pattern=r"^(ultrafast|superfast|veryfast|faster|fast|medium|slow)$")
+    x265_preset: str = Field("fast", description="one of the shared encoder table's x265 presets")
     x265_crf: int = Field(22, ge=0, le=51)
-    svtav1_preset: int = Field(8, ge=0, le=13)
+    svtav1_preset: int = Field(8, description="one of the shared encoder table's SVT-AV1 presets")
     svtav1_crf: int = Field(30, ge=1, le=63)
     nvenc_preset: str = Field("p5", pattern=r"^p[1-7]$")
     nvenc_cq: int = Field(24, ge=1, le=51)
     use_nvenc: bool = Field(True, description="use hevc_nvenc/av1_nvenc where the GPU really has them")
 
-    concurrency: int = Field(1, ge=1, le=64, description="jobs upscaling at once")
-    queue_size: int = Field(4, ge=0, le=1000, description="jobs waiting beyond the running ones; more: Busy")
-    presign_seconds: int | None = Field(None, ge=60, le=7 * 24 * 3600,
-                                        description="result URL lifetime (default: S3_PRESIGN_SECONDS)")
-    delete_after_seconds: float | None = Field(
-        None, gt=0, le=30 * 24 * 3600, description="delete results this long after upload (default: URL "
-                                                    "lifetime + 600 s, the subnet's own sweep rule)")
     key_prefix: str = Field("upscaled", pattern=r"^[a-z0-9][a-z0-9/_\-]*$")
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_is_registered(cls, value: str) -> str:
+        if value != "auto" and value not in ENGINES:
+            raise ValueError(f"unknown engine {value!r}: auto or one of {', '.join(sorted(ENGINES))}")
+        return value
+
+    @field_validator("x265_preset", "svtav1_preset")
+    @classmethod
+    def _preset_in_encoder_table(cls, value: str | int, info) -> str | int:
+        presets = CPU_ENCODERS["hevc" if info.field_name == "x265_preset" else "av1"].presets
+        if str(value) not in presets:
+            raise ValueError(f"preset {value!r} is not one of {', '.join(presets)}")
+        return value
 
     @model_validator(mode="after")
     def _int8_is_complete(self) -> UpscalerSettings:

@@ -9,13 +9,14 @@ size cap keeps the file under it without a second encode.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from mesh.errors import InvalidInput
-from mesh.ffmpeg import ffmpeg_exe, nvenc_available
+from mesh.codecs import UPSCALE_CODECS, Encoder, normalize_codec, select_encoder
+from mesh.ffmpeg import ffmpeg_exe
 from mesh.gates import UPSCALE_SIZE_MULTIPLIER
 from mesh.media import MediaFacts
 
@@ -39,7 +40,7 @@ def rgb_matrix(source: MediaFacts) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    """Quality knobs per encoder family; the defaults suit the subnet's inputs (see README)."""
+    """Quality knobs per encoder family; the defaults suit the subnet's inputs (see docs/services.md)."""
 
     x265_preset: str = "fast"
     x265_crf: int = 22
@@ -49,20 +50,24 @@ class EncoderSettings:
     nvenc_cq: int = 24
     use_nvenc: bool = True
 
+    def quality(self, encoder: str) -> tuple[float, str]:
+        """(q, preset) for an encoder of mesh.codecs; AV1 NVENC's CQ scale sits 8 above HEVC's."""
+        return {"libx265": (self.x265_crf, self.x265_preset),
+                "libsvtav1": (self.svtav1_crf, str(self.svtav1_preset)),
+                "hevc_nvenc": (self.nvenc_cq, self.nvenc_preset),
+                "av1_nvenc": (self.nvenc_cq + 8, self.nvenc_preset)}[encoder]
 
-def choose_encoder(codec: str, use_nvenc: bool = True) -> str:
-    """ffmpeg encoder name for a codec family: NVENC only where it really opens, else the CPU encoder."""
-    if codec not in ("hevc", "av1"):
-        raise InvalidInput(f"output codec must be hevc or av1, got {codec!r}")
-    gpu, cpu = (f"{codec}_nvenc", "libx265" if codec == "hevc" else "libsvtav1")
-    return gpu if use_nvenc and nvenc_available(gpu) else cpu
+
+def choose_encoder(codec: str, use_nvenc: bool = True) -> Encoder:
+    """The encoder for an upscaled output: NVENC only where it really opens, else the CPU encoder."""
+    return select_encoder(normalize_codec(codec, UPSCALE_CODECS), allow_hardware=use_nvenc)
 
 
 def size_cap_bytes(source: MediaFacts, scale: int) -> int:
     return source.size_bytes * UPSCALE_SIZE_MULTIPLIER[scale]
 
 
-def encoder_command(source: MediaFacts, scale: int, encoder: str, output: Path,
+def encoder_command(source: MediaFacts, scale: int, encoder: Encoder, output: Path,
                     settings: EncoderSettings) -> list[str]:
     """The full ffmpeg argument list (no shell) reading rgb24 frames of the upscaled size on stdin."""
     width, height = source.width * scale, source.height * scale
@@ -77,7 +82,7 @@ def encoder_command(source: MediaFacts, scale: int, encoder: str, output: Path,
             "-framerate", _rational(source.fps), "-i", "pipe:0",
             "-vf", _filters(source, matrix, out_range),
             "-fps_mode", "passthrough", "-an",
-            "-c:v", encoder, *_codec_args(encoder, settings),
+            *_codec_args(encoder, settings),
             "-maxrate", str(maxrate), "-bufsize", str(bufsize)]
     return args + ["-movflags", "+faststart", "-f", "mp4", "-y", str(output)]
 
@@ -97,18 +102,11 @@ def _rational(fps: Fraction) -> str:
     return f"{fps.numerator}/{fps.denominator}"
 
 
-def _codec_args(encoder: str, settings: EncoderSettings) -> list[str]:
-    if encoder == "libx265":
-        return ["-preset", settings.x265_preset, "-crf", str(settings.x265_crf), "-profile:v", "main",
-                "-x265-params", "log-level=error:info=0", "-tag:v", "hvc1"]
-    if encoder == "libsvtav1":
-        return ["-preset", str(settings.svtav1_preset), "-crf", str(settings.svtav1_crf)]
-    if encoder == "hevc_nvenc":
-        return ["-preset", settings.nvenc_preset, "-rc", "vbr", "-cq", str(settings.nvenc_cq),
-                "-profile:v", "main", "-tag:v", "hvc1"]
-    if encoder == "av1_nvenc":
-        return ["-preset", settings.nvenc_preset, "-rc", "vbr", "-cq", str(settings.nvenc_cq + 8)]
-    raise InvalidInput(f"unsupported encoder {encoder!r}")
+def _codec_args(encoder: Encoder, settings: EncoderSettings) -> list[str]:
+    """The shared encoder table's arguments at this service's quality; x265's psychovisual tuning stays on
+    (upscales are judged by PIE-APP, not VMAF-NEG)."""
+    q, preset = settings.quality(encoder.name)
+    return encoder.args(q, preset, threads=os.cpu_count() or 1, tuned=False)
 
 
 def start_encoder(command: list[str], log_path: Path) -> subprocess.Popen:

@@ -10,16 +10,13 @@ output has the source's exact frame count. Cancelling the coroutine stops all th
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import dataclasses
 import logging
 import os
 import queue
 import signal
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,110 +27,14 @@ from mesh.errors import GateFailed, InvalidInput
 from mesh.ffmpeg import FfmpegError
 from mesh.gates import Gate, all_passed, failures, upscaling_gates
 from mesh.media import MediaFacts, probe
+from mesh.progress import ProgressFn, ProgressReporter, reporting
 from upscaler_svc.encode import EncoderSettings, choose_encoder, encoder_command, rgb_matrix, start_encoder
 from upscaler_svc.engine import Cancelled, Engine
 
 log = logging.getLogger(__name__)
 
-TASK_SCALES = {"SD2HD": 2, "HD24K": 2, "SD24K": 4, "4K28K": 2}
-PROGRESS_INTERVAL = 0.5
 STOP_WAIT_SECONDS = 0.8  # how long a cancelled job waits for its threads (each checks far more often)
 _END = object()
-
-
-def resolve_scale(task_type: str | None, scale: int | None) -> int:
-    """The scale of a subnet task type (SD24K ×4, the others ×2) or a plain scale of 2 or 4."""
-    if task_type:
-        key = task_type.upper()
-        if key not in TASK_SCALES:
-            raise InvalidInput(f"unknown task type {task_type!r}: use one of {', '.join(TASK_SCALES)}")
-        if scale and scale != TASK_SCALES[key]:
-            raise InvalidInput(f"scale {scale} contradicts task type {key} (x{TASK_SCALES[key]})")
-        return TASK_SCALES[key]
-    if scale not in (2, 4):
-        raise InvalidInput(f"scale must be 2 or 4 (or give a task type), got {scale}")
-    return scale
-
-
-@dataclass(frozen=True)
-class Progress:
-    stage: str
-    done: int = 0
-    total: int = 0
-    unit: str = ""
-    rate: float = 0.0
-    message: str = ""
-
-
-ProgressFn = Callable[[Progress], None]
-
-
-class ProgressReporter:
-    """Holds the current stage and counters (worker threads update them) and emits on the event loop:
-    every stage start, the last count of a counting stage, and a snapshot at least every
-    PROGRESS_INTERVAL seconds."""
-
-    def __init__(self, on_progress: ProgressFn | None) -> None:
-        self._on_progress = on_progress
-        self.stage_name = ""
-        self.total = 0
-        self.unit = ""
-        self.message = ""
-        self.done = 0
-        self._started = time.monotonic()
-        self._pending: collections.deque[Progress] = collections.deque()
-        self.timings: dict[str, float] = {}
-
-    def stage(self, name: str, total: int = 0, unit: str = "", message: str = "") -> None:
-        now = time.monotonic()
-        if self.stage_name:
-            self.timings[self.stage_name] = self.timings.get(self.stage_name, 0.0) + now - self._started
-            if self.unit and self.done:
-                self._pending.append(self.snapshot())
-        self.stage_name, self.total, self.unit, self.message, self.done = name, total, unit, message, 0
-        self._started = now
-        if name:
-            self._pending.append(self.snapshot())
-
-    def finish(self) -> None:
-        self.stage("")
-
-    def snapshot(self) -> Progress:
-        elapsed = time.monotonic() - self._started
-        rate = self.done / elapsed if elapsed > 0 and self.unit else 0.0
-        return Progress(self.stage_name, self.done, self.total, self.unit, rate, self.message)
-
-    def _emit(self, progress: Progress) -> None:
-        if self._on_progress is not None:
-            self._on_progress(progress)
-
-    def flush(self) -> bool:
-        """Emit the stage changes recorded since the last call (event-loop thread only)."""
-        emitted = bool(self._pending)
-        while self._pending:
-            self._emit(self._pending.popleft())
-        return emitted
-
-    async def _tick(self) -> None:
-        last_emit = time.monotonic()
-        while True:
-            now = time.monotonic()
-            if self.flush():
-                last_emit = now
-            elif self.stage_name and now - last_emit >= PROGRESS_INTERVAL:
-                self._emit(self.snapshot())
-                last_emit = now
-            await asyncio.sleep(0.05)
-
-    @contextlib.asynccontextmanager
-    async def emitting(self) -> AsyncIterator[ProgressReporter]:
-        """Emit in the background while the block runs; everything recorded is emitted before it exits."""
-        ticker = asyncio.create_task(self._tick())
-        try:
-            yield self
-        finally:
-            ticker.cancel()
-            self.flush()
 
 
 @dataclass(frozen=True)
@@ -335,24 +236,24 @@ class UpscalePipeline:
         self.limits = limits or PipelineLimits()
 
     async def run(self, source_path: Path, output_path: Path, *, scale: int, codec: str = "hevc",
-                  reporter: ProgressReporter | None = None,
+                  source: MediaFacts | None = None, reporter: ProgressReporter | None = None,
                   on_progress: ProgressFn | None = None) -> UpscaleOutcome:
         """Upscale `source_path` into `output_path`, verify it against the validator's gates, and return the
         facts. Raises InvalidInput for unusable sources and GateFailed when the output would be rejected.
 
-        Progress goes to `on_progress`, or into a caller's `reporter` whose emitting the caller runs."""
-        if reporter is not None:
-            return await self._run(Path(source_path), Path(output_path), scale, codec, reporter)
-        async with ProgressReporter(on_progress).emitting() as reporter:
-            return await self._run(Path(source_path), Path(output_path), scale, codec, reporter)
+        `source` is the file's facts when the caller already probed it. Progress goes to `on_progress`, or
+        into a caller's `reporter` whose emitting the caller runs."""
+        async with reporting(reporter, on_progress) as reporter:
+            return await self._run(Path(source_path), Path(output_path), scale, codec, source, reporter)
 
     async def _run(self, source_path: Path, output_path: Path, scale: int, codec: str,
-                   reporter: ProgressReporter) -> UpscaleOutcome:
+                   source: MediaFacts | None, reporter: ProgressReporter) -> UpscaleOutcome:
         self.engine.check_scale(scale)
         # The first call probes the GPU encoders with ffmpeg: off the event loop.
         encoder = await asyncio.to_thread(choose_encoder, codec, self.encoder_settings.use_nvenc)
-        reporter.stage("probe")
-        source = await asyncio.to_thread(probe, source_path)
+        if source is None:
+            reporter.stage("probe")
+            source = await asyncio.to_thread(probe, source_path)
         check_source(source, scale, self.limits)
         output_path.parent.mkdir(parents=True, exist_ok=True)
         # ffmpeg writes a side file that takes the output's name only once it passed the gates: a killed run
@@ -361,7 +262,7 @@ class UpscalePipeline:
         command = encoder_command(source, scale, encoder, partial, self.encoder_settings)
         log_path = output_path.with_name(output_path.name + ".ffmpeg.log")
         reporter.stage("upscale", total=source.frame_count, unit="frames",
-                       message=f"x{scale} with {self.engine.describe()}, encoding {encoder}")
+                       message=f"x{scale} with {self.engine.describe()}, encoding {encoder.name}")
         stream = _FrameStream(source, scale, self.engine, command, log_path, self.limits, reporter)
         try:
             await stream.run()
@@ -382,4 +283,5 @@ class UpscalePipeline:
             log_path.unlink(missing_ok=True)
         reporter.finish()
         output = dataclasses.replace(output, path=output_path)
-        return UpscaleOutcome(source, output, scale, encoder, self.engine.describe(), gates, reporter.timings)
+        return UpscaleOutcome(source, output, scale, encoder.name, self.engine.describe(), gates,
+                             reporter.timings)

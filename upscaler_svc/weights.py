@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mesh.errors import InvalidInput
+from mesh.errors import Misconfigured
 from upscaler_svc.archs import RRDBNet, SRVGGNetCompact
 
 NCNN_MAGIC = 7767517
@@ -217,7 +217,7 @@ def checkpoint_from_state_dict(state: dict[str, torch.Tensor]) -> Checkpoint:
                   "scale": {1: 4, 4: 2, 16: 1}[first.shape[1] // out_ch], "num_feat": first.shape[0],
                   "num_block": len(blocks), "num_grow_ch": state["body.0.rdb1.conv1.weight"].shape[0]}
         return Checkpoint("RRDBNet", kwargs, state)
-    raise InvalidInput("checkpoint is neither an SRVGGNetCompact nor an RRDBNet Real-ESRGAN model")
+    raise Misconfigured("checkpoint is neither an SRVGGNetCompact nor an RRDBNet Real-ESRGAN model")
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -232,7 +232,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         if name == "__metadata__":
             continue
         if info["dtype"] not in dtypes:
-            raise InvalidInput(f"{path.name}: tensor {name} has unsupported dtype {info['dtype']}")
+            raise Misconfigured(f"{path.name}: tensor {name} has unsupported dtype {info['dtype']}")
         start, end = info["data_offsets"]
         array = np.frombuffer(body[start:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
         tensors[name] = torch.from_numpy(array.astype(np.float32))
@@ -242,7 +242,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 def load_checkpoint_file(path: Path) -> Checkpoint:
     """Load an official Real-ESRGAN .pth/.pt/.safetensors file given by path."""
     if not path.is_file():
-        raise InvalidInput(f"model file not found: {path}")
+        raise Misconfigured(f"model file not found: {path}")
     if path.suffix == ".safetensors":
         state = read_safetensors(path)
     else:
@@ -275,7 +275,7 @@ class WeightCache:
             path = Path(model).expanduser()
             if path.suffix in (".pth", ".pt", ".safetensors"):
                 return load_checkpoint_file(path)
-            raise InvalidInput(f"unknown model {model!r}: use one of {sorted(NCNN_MODELS)} "
+            raise Misconfigured(f"unknown model {model!r}: use one of {sorted(NCNN_MODELS)} "
                                "or a .pth/.safetensors path")
         param_path, bin_path = ncnn_files(model)
         param_text, bin_data = param_path.read_text(), bin_path.read_bytes()
@@ -321,7 +321,7 @@ def main() -> None:
     cache = WeightCache(args.cache_dir)
     for model in NCNN_MODELS:
         cache.load(model)
-        print(f"{model}: ready in {cache.cache_dir}")
+        print(f"{model}: ready in {cache.cache_dir}")  # noqa: T201 - the command-line report
 
 
 if __name__ == "__main__":

@@ -77,7 +77,8 @@ def bench(
     thresholds: Annotated[str, typer.Option(help="VMAF thresholds to draw from")] = "",
     codecs: Annotated[str, typer.Option(help="codecs to draw from")] = ",".join(CODECS),
     codec_modes: Annotated[str, typer.Option(help="codec modes to draw from")] = ",".join(CODEC_MODES),
-    bitrates: Annotated[str, typer.Option(help="bitrates (Mbit/s) to draw from")] = ",".join(f"{b:g}" for b in BITRATES),
+    bitrates: Annotated[str, typer.Option(help="bitrates (Mbit/s) to draw from")] = ",".join(
+        f"{b:g}" for b in BITRATES),
     seconds: Annotated[float, typer.Option(help="length of each clip")] = 1.0,
     reference_height: Annotated[int, typer.Option(help="reference height (0: the source's own)")] = 144,
     seed: Annotated[int, typer.Option()] = 85,
@@ -90,7 +91,8 @@ def bench(
     validator_wallet_dir: Annotated[Path | None, typer.Option(help="with --axon: validator wallet dir")] = None,
 ) -> None:
     """Play validator rounds over a directory of clips and chart the predicted scores and times."""
-    from vidaio_cli.validator import LocalValidator, validator_wallet
+    from vidaio_cli.identities import validator_wallet
+    from vidaio_cli.validator import LocalValidator
 
     stop_on_sigterm()
     console = Console()

@@ -16,11 +16,12 @@ from rich.table import Table
 
 from mesh.config import load_settings
 from mesh.errors import MeshError
-from mesh.media import fetch
+from mesh.sources import SourcePolicy, fetch
 
 if TYPE_CHECKING:  # the compressor's core (PySceneDetect, OpenCV) loads only for `compress` itself
     from compressor_svc.config import CompressorSettings
-    from compressor_svc.pipeline import CompressJob, CompressOptions, CompressOutcome, ProgressEvent
+    from compressor_svc.job import CompressJob, CompressOptions, CompressOutcome
+    from mesh.progress import Progress as CoreProgress
 
 console = Console()
 
@@ -45,7 +46,7 @@ def _summary(outcome: CompressOutcome, seconds: float) -> Table:
 
 async def _run(source: str, output: Path, job: CompressJob, options: CompressOptions, budget: float,
                settings: CompressorSettings) -> CompressOutcome:
-    from compressor_svc.pipeline import compress
+    from compressor_svc.compressor import compress
 
     columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[note]}"), TimeElapsedColumn())
@@ -53,7 +54,7 @@ async def _run(source: str, output: Path, job: CompressJob, options: CompressOpt
             Progress(*columns, console=console) as bar:
         task = bar.add_task("start", total=None, note="")
 
-        def show(event: ProgressEvent) -> None:
+        def show(event: CoreProgress) -> None:
             bar.update(task, description=event.stage, completed=event.done, total=event.total or None,
                        note=event.message[:90])
 
@@ -61,7 +62,8 @@ async def _run(source: str, output: Path, job: CompressJob, options: CompressOpt
         if source.startswith(("http://", "https://")):
             bar.update(task, description="fetch")
             path = await fetch(source, Path(work) / "source.mp4", max_bytes=settings.max_source_bytes,
-                               timeout=settings.download_timeout_seconds, allow_private=True)
+                               timeout=settings.fetch_timeout_seconds,
+                               policy=SourcePolicy(allow_loopback=True))
         outcome = await compress(path, Path(work) / "job", job, options, budget_seconds=budget,
                                  on_progress=show)
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def compress_command(
 ) -> None:
     """Compress a video to the smallest file whose VMAF-NEG meets the threshold, as the service does."""
     from compressor_svc.config import CompressorSettings
-    from compressor_svc.pipeline import CompressJob
+    from compressor_svc.job import CompressJob
 
     settings = load_settings(CompressorSettings)
     options = settings.compress_options(preset)

@@ -26,9 +26,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mesh.codecs import TASK_SCALES
 from vidaio_cli.inputs import (
     ERAS,
-    UPSCALING_TASK_SCALES,
     build_compression_inputs,
     build_upscaling_inputs,
     default_source,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # bittensor (~1.5 s) loads only when a round is played, not f
     from vidaio_cli.validator import LocalValidator, RoundPlan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_CLIPS = REPO_ROOT.parent / "shared" / "data" / "clips"  # the real development clips, if beside us
 DEFAULT_TASK_TYPES = ("SD24K", "HD24K", "SD24K", "SD2HD", "SD24K")
 THRESHOLDS = {"head": (85.0, 89.0, 93.0), "old": (85.0, 90.0, 95.0)}
 CODECS = ("av1", "hevc")
@@ -51,7 +52,26 @@ EXIT_GATE_FAILED = 2
 
 def clips_dir() -> Path:
     """VIDAIO_CLIPS_DIR, else ../shared/data/clips next to the repository."""
-    return Path(os.environ.get("VIDAIO_CLIPS_DIR", REPO_ROOT.parent / "shared" / "data" / "clips"))
+    return Path(os.environ.get("VIDAIO_CLIPS_DIR", SHARED_CLIPS))
+
+
+def pick_source(source: Path | None, workdir: Path, console: Console) -> tuple[Path, str]:
+    """The clip to cut inputs from, and where it came from: --source, else the largest clip in
+    VIDAIO_CLIPS_DIR (when set) or in ../shared/data/clips, else a synthetic HD clip (vidaio_cli.synthetic)
+    rendered into `workdir`, so the demo runs from a bare clone."""
+    if source is not None:
+        return source, "--source"
+    env = os.environ.get("VIDAIO_CLIPS_DIR")
+    directory, origin = (Path(env), "VIDAIO_CLIPS_DIR") if env else (SHARED_CLIPS, "../shared/data/clips")
+    try:
+        return default_source(directory), f"the largest clip in {origin} ({directory})"
+    except OSError:  # missing, not a directory, or no clips in it
+        pass
+    from vidaio_cli.synthetic import DEMO_CLIP, make_clip
+
+    with console.status(f"no clips in {directory}: rendering a synthetic clip"):
+        clip = make_clip(DEMO_CLIP, workdir)
+    return clip, f"synthetic, made by vidaio_cli.synthetic: no clips in {directory}"
 
 
 def csv_list(value: str) -> list[str]:
@@ -94,9 +114,9 @@ def round_shape(era: str, upscaling_items: int, compression_items: int, task_typ
     if era not in ERAS:
         raise typer.BadParameter(f"--era must be one of {', '.join(ERAS)}")
     types = csv_list(task_types) or list(DEFAULT_TASK_TYPES)
-    unknown = [t for t in types if t not in UPSCALING_TASK_SCALES]
+    unknown = [t for t in types if t not in TASK_SCALES]
     if unknown:
-        raise typer.BadParameter(f"unknown task types {unknown}; use {', '.join(UPSCALING_TASK_SCALES)}")
+        raise typer.BadParameter(f"unknown task types {unknown}; use {', '.join(TASK_SCALES)}")
     bad_codecs = [c for c in csv_list(codecs) if c not in ("av1", "hevc", "h264", "vp9")]
     bad_modes = [m for m in csv_list(codec_modes) if m.upper() not in ("CRF", "VBR", "CBR")]
     if bad_codecs or bad_modes or not csv_list(codecs) or not csv_list(codec_modes):
@@ -134,8 +154,8 @@ def mesh_session(console: Console, *, use_running: bool, mesh_dir: Path | None, 
                  keep_data: bool) -> Iterator[tuple[MeshHandle, EmbeddedMesh | None]]:
     """A mesh to play against: a running one (from `up`'s data dir, or an axon address + hotkey), or a
     fresh embedded one that is stopped, with all its processes, when the block ends."""
+    from vidaio_cli.identities import MinerTarget, validator_wallet
     from vidaio_cli.mesh_stack import EmbeddedMesh, MeshHandle, wait_for_axon
-    from vidaio_cli.validator import MinerTarget, validator_wallet
 
     if use_running:
         if mesh_dir is not None:
@@ -196,7 +216,8 @@ def exit_code(report: RoundReport) -> int:
 
 def demo(
     source: Annotated[Path | None, typer.Option(help="clip to cut inputs from (default: the largest clip in "
-                                                     "../shared/data/clips)")] = None,
+                                                     "$VIDAIO_CLIPS_DIR or ../shared/data/clips, else a "
+                                                     "generated synthetic clip)")] = None,
     era: Annotated[str, typer.Option(help="head: 5-video synapses; old: Era A single-video synapses")] = "head",
     upscaling_items: Annotated[int, typer.Option(min=0, max=10, help="videos in the upscaling synapse")] = 5,
     compression_items: Annotated[int, typer.Option(min=0, max=10, help="videos in the compression synapse")] = 5,
@@ -221,19 +242,18 @@ def demo(
     keep_data: Annotated[bool, typer.Option(help="keep the embedded mesh's data and logs")] = False,
 ) -> None:
     """Play one validator round against the mesh and print what the subnet would score."""
-    from vidaio_cli.validator import LocalValidator, validator_wallet
+    from vidaio_cli.identities import validator_wallet
+    from vidaio_cli.validator import LocalValidator
 
     stop_on_sigterm()
     console = Console()
     shape = round_shape(era, upscaling_items, compression_items, task_types, thresholds, codecs, codec_modes,
                         bitrates, seconds, reference_height)
     rng = random.Random(seed)
-    try:
-        clip = source or default_source(clips_dir())
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(f"{exc}; pass --source or set VIDAIO_CLIPS_DIR") from None
     with tempfile.TemporaryDirectory(prefix="vidaio-demo-") as work:
         workdir = Path(work)
+        clip, origin = pick_source(source, workdir, console)
+        console.print(f"source: {escape(str(clip))} ({escape(origin)})")
         with console.status(f"building validator-style inputs from {clip.name}"):
             try:
                 plan = shape.build(clip, workdir / "inputs", rng)

@@ -14,10 +14,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesh.codecs import TASK_SCALES
 from mesh.ffmpeg import run_ffmpeg_sync
 from mesh.media import probe
 
-UPSCALING_TASK_SCALES = {"SD2HD": 2, "HD24K": 2, "SD24K": 4, "4K28K": 2}
 CLIP_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 ERAS = ("head", "old")
 VALIDATOR_FPS = 30
@@ -26,9 +26,9 @@ MIN_REFERENCE_FRAMES = 10
 
 def task_scale(task_type: str) -> int:
     """The subnet's rule: 4 for SD24K, 2 for every other task type."""
-    if task_type not in UPSCALING_TASK_SCALES:
-        raise ValueError(f"unknown upscaling task type {task_type!r} (one of {', '.join(UPSCALING_TASK_SCALES)})")
-    return UPSCALING_TASK_SCALES[task_type]
+    if task_type not in TASK_SCALES:
+        raise ValueError(f"unknown upscaling task type {task_type!r} (one of {', '.join(TASK_SCALES)})")
+    return TASK_SCALES[task_type]
 
 
 def default_source(clips_dir: Path) -> Path:

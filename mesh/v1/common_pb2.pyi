@@ -17,11 +17,20 @@ class VideoCodec(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIDEO_CODEC_HEVC: _ClassVar[VideoCodec]
     VIDEO_CODEC_H264: _ClassVar[VideoCodec]
     VIDEO_CODEC_VP9: _ClassVar[VideoCodec]
+
+class JobPriority(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_PRIORITY_UNSPECIFIED: _ClassVar[JobPriority]
+    JOB_PRIORITY_SYNTHETIC: _ClassVar[JobPriority]
+    JOB_PRIORITY_ORGANIC: _ClassVar[JobPriority]
 VIDEO_CODEC_UNSPECIFIED: VideoCodec
 VIDEO_CODEC_AV1: VideoCodec
 VIDEO_CODEC_HEVC: VideoCodec
 VIDEO_CODEC_H264: VideoCodec
 VIDEO_CODEC_VP9: VideoCodec
+JOB_PRIORITY_UNSPECIFIED: JobPriority
+JOB_PRIORITY_SYNTHETIC: JobPriority
+JOB_PRIORITY_ORGANIC: JobPriority
 
 class Progress(_message.Message):
     __slots__ = ("stage", "done", "total", "unit", "rate", "message")
@@ -106,3 +115,13 @@ class GateCheck(_message.Message):
     passed: bool
     detail: str
     def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ("id", "size", "index")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    size: int
+    index: int
+    def __init__(self, id: _Optional[str] = ..., size: _Optional[int] = ..., index: _Optional[int] = ...) -> None: ...

@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from mesh.v1 import common_pb2 as mesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mesh/v1/compressor.proto\x12\x07mesh.v1\x1a\x14mesh/v1/common.proto\"\xbd\x01\n\x0f\x43ompressRequest\x12\x12\n\nsource_url\x18\x01 \x01(\t\x12\x16\n\x0evmaf_threshold\x18\x02 \x01(\x01\x12)\n\x0ctarget_codec\x18\x03 \x01(\x0e\x32\x13.mesh.v1.VideoCodec\x12&\n\ncodec_mode\x18\x04 \x01(\x0e\x32\x12.mesh.v1.CodecMode\x12\x1b\n\x13target_bitrate_mbps\x18\x05 \x01(\x01\x12\x0e\n\x06job_id\x18\x06 \x01(\t\"\xe9\x02\n\x0e\x43ompressResult\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.mesh.v1.StoredObject\x12!\n\x05media\x18\x02 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12\"\n\x06source\x18\x03 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12%\n\x07timings\x18\x04 \x03(\x0b\x32\x14.mesh.v1.StageTiming\x12\x0c\n\x04vmaf\x18\x05 \x01(\x01\x12\x10\n\x08vmaf_neg\x18\x06 \x01(\x01\x12\x19\n\x11\x63ompression_ratio\x18\x07 \x01(\x01\x12\x17\n\x0fpredicted_score\x18\x08 \x01(\x01\x12\x17\n\x0fmeets_threshold\x18\t \x01(\x08\x12\x0f\n\x07\x65ncoder\x18\n \x01(\t\x12\x13\n\x0bscene_count\x18\x0b \x01(\r\x12\x0c\n\x04note\x18\x0c \x01(\t\x12!\n\x05gates\x18\r \x03(\x0b\x32\x12.mesh.v1.GateCheck\"j\n\rCompressEvent\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x11.mesh.v1.ProgressH\x00\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x17.mesh.v1.CompressResultH\x00\x42\x07\n\x05\x65vent*c\n\tCodecMode\x12\x1a\n\x16\x43ODEC_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43ODEC_MODE_CRF\x10\x01\x12\x12\n\x0e\x43ODEC_MODE_VBR\x10\x02\x12\x12\n\x0e\x43ODEC_MODE_CBR\x10\x03\x32L\n\nCompressor\x12>\n\x08\x43ompress\x12\x18.mesh.v1.CompressRequest\x1a\x16.mesh.v1.CompressEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mesh/v1/compressor.proto\x12\x07mesh.v1\x1a\x14mesh/v1/common.proto\"\x9b\x02\n\x0f\x43ompressRequest\x12\x12\n\nsource_url\x18\x01 \x01(\t\x12\x16\n\x0evmaf_threshold\x18\x02 \x01(\x01\x12)\n\x0ctarget_codec\x18\x03 \x01(\x0e\x32\x13.mesh.v1.VideoCodec\x12&\n\ncodec_mode\x18\x04 \x01(\x0e\x32\x12.mesh.v1.CodecMode\x12\x1b\n\x13target_bitrate_mbps\x18\x05 \x01(\x01\x12\x0e\n\x06job_id\x18\x06 \x01(\t\x12\x1d\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x0e.mesh.v1.Batch\x12&\n\x08priority\x18\x08 \x01(\x0e\x32\x14.mesh.v1.JobPriority\x12\x15\n\roperator_seed\x18\t \x01(\t\"\xe9\x02\n\x0e\x43ompressResult\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.mesh.v1.StoredObject\x12!\n\x05media\x18\x02 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12\"\n\x06source\x18\x03 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12%\n\x07timings\x18\x04 \x03(\x0b\x32\x14.mesh.v1.StageTiming\x12\x0c\n\x04vmaf\x18\x05 \x01(\x01\x12\x10\n\x08vmaf_neg\x18\x06 \x01(\x01\x12\x19\n\x11\x63ompression_ratio\x18\x07 \x01(\x01\x12\x17\n\x0fpredicted_score\x18\x08 \x01(\x01\x12\x17\n\x0fmeets_threshold\x18\t \x01(\x08\x12\x0f\n\x07\x65ncoder\x18\n \x01(\t\x12\x13\n\x0bscene_count\x18\x0b \x01(\r\x12\x0c\n\x04note\x18\x0c \x01(\t\x12!\n\x05gates\x18\r \x03(\x0b\x32\x12.mesh.v1.GateCheck\"j\n\rCompressEvent\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x11.mesh.v1.ProgressH\x00\x12)\n\x06result\x18\x02 \x01(\x0b\x32\x17.mesh.v1.CompressResultH\x00\x42\x07\n\x05\x65vent*c\n\tCodecMode\x12\x1a\n\x16\x43ODEC_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43ODEC_MODE_CRF\x10\x01\x12\x12\n\x0e\x43ODEC_MODE_VBR\x10\x02\x12\x12\n\x0e\x43ODEC_MODE_CBR\x10\x03\x32L\n\nCompressor\x12>\n\x08\x43ompress\x12\x18.mesh.v1.CompressRequest\x1a\x16.mesh.v1.CompressEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mesh.v1.compressor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CODECMODE']._serialized_start=723
-  _globals['_CODECMODE']._serialized_end=822
+  _globals['_CODECMODE']._serialized_start=817
+  _globals['_CODECMODE']._serialized_end=916
   _globals['_COMPRESSREQUEST']._serialized_start=60
-  _globals['_COMPRESSREQUEST']._serialized_end=249
-  _globals['_COMPRESSRESULT']._serialized_start=252
-  _globals['_COMPRESSRESULT']._serialized_end=613
-  _globals['_COMPRESSEVENT']._serialized_start=615
-  _globals['_COMPRESSEVENT']._serialized_end=721
-  _globals['_COMPRESSOR']._serialized_start=824
-  _globals['_COMPRESSOR']._serialized_end=900
+  _globals['_COMPRESSREQUEST']._serialized_end=343
+  _globals['_COMPRESSRESULT']._serialized_start=346
+  _globals['_COMPRESSRESULT']._serialized_end=707
+  _globals['_COMPRESSEVENT']._serialized_start=709
+  _globals['_COMPRESSEVENT']._serialized_end=815
+  _globals['_COMPRESSOR']._serialized_start=918
+  _globals['_COMPRESSOR']._serialized_end=994
 # @@protoc_insertion_point(module_scope)

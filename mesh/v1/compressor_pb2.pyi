@@ -20,20 +20,26 @@ CODEC_MODE_VBR: CodecMode
 CODEC_MODE_CBR: CodecMode
 
 class CompressRequest(_message.Message):
-    __slots__ = ("source_url", "vmaf_threshold", "target_codec", "codec_mode", "target_bitrate_mbps", "job_id")
+    __slots__ = ("source_url", "vmaf_threshold", "target_codec", "codec_mode", "target_bitrate_mbps", "job_id", "batch", "priority", "operator_seed")
     SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
     VMAF_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     TARGET_CODEC_FIELD_NUMBER: _ClassVar[int]
     CODEC_MODE_FIELD_NUMBER: _ClassVar[int]
     TARGET_BITRATE_MBPS_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_SEED_FIELD_NUMBER: _ClassVar[int]
     source_url: str
     vmaf_threshold: float
     target_codec: _common_pb2.VideoCodec
     codec_mode: CodecMode
     target_bitrate_mbps: float
     job_id: str
-    def __init__(self, source_url: _Optional[str] = ..., vmaf_threshold: _Optional[float] = ..., target_codec: _Optional[_Union[_common_pb2.VideoCodec, str]] = ..., codec_mode: _Optional[_Union[CodecMode, str]] = ..., target_bitrate_mbps: _Optional[float] = ..., job_id: _Optional[str] = ...) -> None: ...
+    batch: _common_pb2.Batch
+    priority: _common_pb2.JobPriority
+    operator_seed: str
+    def __init__(self, source_url: _Optional[str] = ..., vmaf_threshold: _Optional[float] = ..., target_codec: _Optional[_Union[_common_pb2.VideoCodec, str]] = ..., codec_mode: _Optional[_Union[CodecMode, str]] = ..., target_bitrate_mbps: _Optional[float] = ..., job_id: _Optional[str] = ..., batch: _Optional[_Union[_common_pb2.Batch, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.JobPriority, str]] = ..., operator_seed: _Optional[str] = ...) -> None: ...
 
 class CompressResult(_message.Message):
     __slots__ = ("output", "media", "source", "timings", "vmaf", "vmaf_neg", "compression_ratio", "predicted_score", "meets_threshold", "encoder", "scene_count", "note", "gates")

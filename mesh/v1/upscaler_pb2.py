@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from mesh.v1 import common_pb2 as mesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mesh/v1/upscaler.proto\x12\x07mesh.v1\x1a\x14mesh/v1/common.proto\"\xa3\x01\n\x0eUpscaleRequest\x12\x12\n\nsource_url\x18\x01 \x01(\t\x12+\n\ttask_type\x18\x02 \x01(\x0e\x32\x18.mesh.v1.UpscaleTaskType\x12\r\n\x05scale\x18\x03 \x01(\r\x12\"\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x13.mesh.v1.VideoCodec\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06job_id\x18\x06 \x01(\t\"\xe6\x01\n\rUpscaleResult\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.mesh.v1.StoredObject\x12!\n\x05media\x18\x02 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12\"\n\x06source\x18\x03 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12%\n\x07timings\x18\x04 \x03(\x0b\x32\x14.mesh.v1.StageTiming\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12!\n\x05gates\x18\x07 \x03(\x0b\x32\x12.mesh.v1.GateCheck\"h\n\x0cUpscaleEvent\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x11.mesh.v1.ProgressH\x00\x12(\n\x06result\x18\x02 \x01(\x0b\x32\x16.mesh.v1.UpscaleResultH\x00\x42\x07\n\x05\x65vent*\xa8\x01\n\x0fUpscaleTaskType\x12!\n\x1dUPSCALE_TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17UPSCALE_TASK_TYPE_SD2HD\x10\x01\x12\x1b\n\x17UPSCALE_TASK_TYPE_HD24K\x10\x02\x12\x1b\n\x17UPSCALE_TASK_TYPE_SD24K\x10\x03\x12\x1b\n\x17UPSCALE_TASK_TYPE_4K28K\x10\x04\x32G\n\x08Upscaler\x12;\n\x07Upscale\x12\x17.mesh.v1.UpscaleRequest\x1a\x15.mesh.v1.UpscaleEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mesh/v1/upscaler.proto\x12\x07mesh.v1\x1a\x14mesh/v1/common.proto\"\xea\x01\n\x0eUpscaleRequest\x12\x12\n\nsource_url\x18\x01 \x01(\t\x12+\n\ttask_type\x18\x02 \x01(\x0e\x32\x18.mesh.v1.UpscaleTaskType\x12\r\n\x05scale\x18\x03 \x01(\r\x12\"\n\x05\x63odec\x18\x04 \x01(\x0e\x32\x13.mesh.v1.VideoCodec\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06job_id\x18\x06 \x01(\t\x12\x1d\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x0e.mesh.v1.Batch\x12&\n\x08priority\x18\x08 \x01(\x0e\x32\x14.mesh.v1.JobPriority\"\xe6\x01\n\rUpscaleResult\x12%\n\x06output\x18\x01 \x01(\x0b\x32\x15.mesh.v1.StoredObject\x12!\n\x05media\x18\x02 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12\"\n\x06source\x18\x03 \x01(\x0b\x32\x12.mesh.v1.MediaInfo\x12%\n\x07timings\x18\x04 \x03(\x0b\x32\x14.mesh.v1.StageTiming\x12\r\n\x05model\x18\x05 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12!\n\x05gates\x18\x07 \x03(\x0b\x32\x12.mesh.v1.GateCheck\"h\n\x0cUpscaleEvent\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x11.mesh.v1.ProgressH\x00\x12(\n\x06result\x18\x02 \x01(\x0b\x32\x16.mesh.v1.UpscaleResultH\x00\x42\x07\n\x05\x65vent*\xa8\x01\n\x0fUpscaleTaskType\x12!\n\x1dUPSCALE_TASK_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17UPSCALE_TASK_TYPE_SD2HD\x10\x01\x12\x1b\n\x17UPSCALE_TASK_TYPE_HD24K\x10\x02\x12\x1b\n\x17UPSCALE_TASK_TYPE_SD24K\x10\x03\x12\x1b\n\x17UPSCALE_TASK_TYPE_4K28K\x10\x04\x32G\n\x08Upscaler\x12;\n\x07Upscale\x12\x17.mesh.v1.UpscaleRequest\x1a\x15.mesh.v1.UpscaleEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mesh.v1.upscaler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPSCALETASKTYPE']._serialized_start=563
-  _globals['_UPSCALETASKTYPE']._serialized_end=731
+  _globals['_UPSCALETASKTYPE']._serialized_start=634
+  _globals['_UPSCALETASKTYPE']._serialized_end=802
   _globals['_UPSCALEREQUEST']._serialized_start=58
-  _globals['_UPSCALEREQUEST']._serialized_end=221
-  _globals['_UPSCALERESULT']._serialized_start=224
-  _globals['_UPSCALERESULT']._serialized_end=454
-  _globals['_UPSCALEEVENT']._serialized_start=456
-  _globals['_UPSCALEEVENT']._serialized_end=560
-  _globals['_UPSCALER']._serialized_start=733
-  _globals['_UPSCALER']._serialized_end=804
+  _globals['_UPSCALEREQUEST']._serialized_end=292
+  _globals['_UPSCALERESULT']._serialized_start=295
+  _globals['_UPSCALERESULT']._serialized_end=525
+  _globals['_UPSCALEEVENT']._serialized_start=527
+  _globals['_UPSCALEEVENT']._serialized_end=631
+  _globals['_UPSCALER']._serialized_start=804
+  _globals['_UPSCALER']._serialized_end=875
 # @@protoc_insertion_point(module_scope)

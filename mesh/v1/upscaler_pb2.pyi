@@ -22,20 +22,24 @@ UPSCALE_TASK_TYPE_SD24K: UpscaleTaskType
 UPSCALE_TASK_TYPE_4K28K: UpscaleTaskType
 
 class UpscaleRequest(_message.Message):
-    __slots__ = ("source_url", "task_type", "scale", "codec", "model", "job_id")
+    __slots__ = ("source_url", "task_type", "scale", "codec", "model", "job_id", "batch", "priority")
     SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     SCALE_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     source_url: str
     task_type: UpscaleTaskType
     scale: int
     codec: _common_pb2.VideoCodec
     model: str
     job_id: str
-    def __init__(self, source_url: _Optional[str] = ..., task_type: _Optional[_Union[UpscaleTaskType, str]] = ..., scale: _Optional[int] = ..., codec: _Optional[_Union[_common_pb2.VideoCodec, str]] = ..., model: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    batch: _common_pb2.Batch
+    priority: _common_pb2.JobPriority
+    def __init__(self, source_url: _Optional[str] = ..., task_type: _Optional[_Union[UpscaleTaskType, str]] = ..., scale: _Optional[int] = ..., codec: _Optional[_Union[_common_pb2.VideoCodec, str]] = ..., model: _Optional[str] = ..., job_id: _Optional[str] = ..., batch: _Optional[_Union[_common_pb2.Batch, _Mapping]] = ..., priority: _Optional[_Union[_common_pb2.JobPriority, str]] = ...) -> None: ...
 
 class UpscaleResult(_message.Message):
     __slots__ = ("output", "media", "source", "timings", "model", "engine", "gates")

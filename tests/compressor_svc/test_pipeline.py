@@ -4,6 +4,7 @@ bad inputs, cancellation."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import time
@@ -11,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from compressor_svc.pipeline import CompressJob, CompressOptions, DeadlineTooShort, ProgressEvent, compress
-from mesh.errors import InvalidInput
+from compressor_svc.compressor import compress
+from compressor_svc.job import OPERATING_SPREAD_VMAF, CompressJob, CompressOptions, operating_offset
+from mesh.errors import DeadlineTooShort, InvalidInput
 from mesh.ffmpeg import run_ffmpeg_sync
 from mesh.gates import all_passed, compression_gates
 from mesh.media import MP4_CONTAINER, probe
+from mesh.progress import Progress
 from mesh.vmaf import measure
 
-SCENE_A = "yt_qlUJAiVkg_1280x720_30fps.mp4"
-SCENE_B = "yt_sYD7KnbOk_320x240_30fps.mp4"
+SCENE_A = "synth_scene_1280x720_30fps.mp4"
+SCENE_B = "synth_small_320x240_30fps.mp4"
 FAST = {"av1": "10", "hevc": "fast"}
 
 
@@ -61,7 +64,7 @@ def ffmpeg_children() -> set[int]:
 
 @pytest.mark.parametrize("codec", ["av1", "hevc"])
 async def test_output_meets_threshold_and_keeps_the_format(two_scenes: Path, tmp_path: Path, codec: str):
-    events: list[tuple[float, ProgressEvent]] = []
+    events: list[tuple[float, Progress]] = []
     outcome = await compress(two_scenes, tmp_path / "job", CompressJob(89, codec),
                              CompressOptions(preset=FAST[codec], min_scene_seconds=0.5), budget_seconds=90,
                              on_progress=lambda e: events.append((time.monotonic(), e)))
@@ -147,7 +150,7 @@ async def test_bad_sources(tmp_path: Path, clips_dir: Path):
 async def test_cancellation_kills_every_ffmpeg_child(two_scenes: Path, tmp_path: Path):
     searching = asyncio.Event()
 
-    def watch(event: ProgressEvent) -> None:
+    def watch(event: Progress) -> None:
         if event.stage in ("search", "encode"):
             searching.set()
 
@@ -167,3 +170,30 @@ async def test_cancellation_kills_every_ffmpeg_child(two_scenes: Path, tmp_path:
     assert not ffmpeg_children()
     assert not any(Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
                    for pid in running), "killed and reaped"
+
+
+def test_operating_offset_is_deterministic_per_hotkey_and_spread():
+    hotkeys = [f"5Fminer{index:03d}" for index in range(200)]
+    offsets = [operating_offset(hotkey) for hotkey in hotkeys]
+    assert offsets == [operating_offset(hotkey) for hotkey in hotkeys], "the same hotkey, the same point"
+    assert operating_offset("") == 0.0
+    assert all(0.0 <= offset < OPERATING_SPREAD_VMAF for offset in offsets)
+    apart = sum(abs(a - b) >= 0.2 for a, b in itertools.combinations(offsets, 2))
+    assert apart / (len(offsets) * (len(offsets) - 1) / 2) > 0.65, "most pairs of miners land 0.2 apart"
+
+
+async def test_two_hotkeys_give_results_the_validator_does_not_dedupe(two_scenes: Path, tmp_path: Path):
+    """Cross-miner dedup zeroes a result within 0.2 VMAF-NEG, 0.2 VMAF and 0.01 compression rate of an
+    earlier miner's on the same input: two miners running this software must land further apart."""
+    candidates = sorted((operating_offset(f"5Fhotkey{index}"), f"5Fhotkey{index}") for index in range(40))
+    (low, first), (high, second) = candidates[0], candidates[-1]
+    assert high - low > 1.0
+    results = []
+    for hotkey in (first, second):
+        options = dataclasses.replace(CompressOptions(preset="10", min_scene_seconds=0.5),
+                                      operating_offset=operating_offset(hotkey))
+        outcome = await compress(two_scenes, tmp_path / hotkey, CompressJob(85, "av1"), options, budget_seconds=90)
+        results.append((outcome.vmaf_neg, outcome.vmaf, 1 / outcome.ratio))
+    (neg_a, vmaf_a, rate_a), (neg_b, vmaf_b, rate_b) = results
+    assert abs(neg_a - neg_b) > 0.2 or abs(vmaf_a - vmaf_b) > 0.2 or abs(rate_a - rate_b) > 0.01, results
+    assert min(neg_a, neg_b) >= 85, "both still meet the threshold"

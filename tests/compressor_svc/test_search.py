@@ -8,12 +8,11 @@ import math
 
 import pytest
 
-from compressor_svc.encoders import CPU_ENCODERS, normalize_codec, select_encoder
-from compressor_svc.jobs import JobSlots
 from compressor_svc.scenes import merge_boundaries
 from compressor_svc.search import Probe, SceneCurve, allocations, next_probe, uniform_allocation
-from compressor_svc.servicer import job_from_request
-from mesh.errors import Busy, InvalidInput
+from compressor_svc.servicer import task_from_request
+from mesh.codecs import CPU_ENCODERS, normalize_codec, select_encoder
+from mesh.errors import InvalidInput
 from mesh.v1 import common_pb2, compressor_pb2
 
 AV1 = CPU_ENCODERS["av1"]
@@ -90,16 +89,6 @@ def test_merge_boundaries():
     assert merge_boundaries([], 7, min_frames=30, max_scenes=5)[0].frames == 7
 
 
-def test_job_slots_refuse_beyond_queue():
-    slots = JobSlots(max_running=1, max_waiting=1)
-    slots.admit()
-    slots.admit()
-    with pytest.raises(Busy):
-        slots.admit()
-    slots.release()
-    slots.admit()
-
-
 def test_codecs_and_encoders():
     assert normalize_codec("H265") == "hevc" and normalize_codec("AV1") == "av1"
     with pytest.raises(InvalidInput):
@@ -114,9 +103,9 @@ def test_request_validation():
     good = compressor_pb2.CompressRequest(source_url="http://x/y.mp4", vmaf_threshold=89,
                                           target_codec=common_pb2.VIDEO_CODEC_HEVC,
                                           codec_mode=compressor_pb2.CODEC_MODE_VBR, target_bitrate_mbps=5)
-    job = job_from_request(good)
+    job = task_from_request(good, None).job
     assert (job.codec, job.mode, job.bitrate_mbps) == ("hevc", "VBR", 5)
-    assert job_from_request(compressor_pb2.CompressRequest(source_url="u", vmaf_threshold=85)).codec == "av1"
+    assert task_from_request(compressor_pb2.CompressRequest(source_url="u", vmaf_threshold=85), None).job.codec == "av1"
     bad = [dict(source_url=""), dict(vmaf_threshold=101), dict(vmaf_threshold=-1),
            dict(codec_mode=compressor_pb2.CODEC_MODE_CBR), dict(job_id="../etc")]
     for change in bad:
@@ -124,4 +113,4 @@ def test_request_validation():
         for key, value in change.items():
             setattr(request, key, value)
         with pytest.raises(InvalidInput):
-            job_from_request(request)
+            task_from_request(request, None)

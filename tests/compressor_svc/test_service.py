@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import http.server
@@ -17,8 +18,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from compressor_svc.config import CompressorSettings
 from compressor_svc.server import CompressorServer
+from mesh import lanes
 from mesh.config import S3Settings
 from mesh.media import probe
+from mesh.scheduling import ORGANIC
 from mesh.storage import ObjectStore
 from mesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
 from mesh.vmaf import measure
@@ -67,8 +70,8 @@ def http_base(source_dir: Path):
 
 def settings_for(janitor_address: str, work_dir: Path, **overrides: object) -> CompressorSettings:
     values: dict[str, object] = dict(host="127.0.0.1", port=0, drain_seconds=1, janitor_addr=janitor_address,
-                                     allow_private_sources=True, work_dir=work_dir, max_concurrent_jobs=1,
-                                     max_queued_jobs=0)
+                                     allow_loopback_sources=True, work_dir=work_dir, concurrency=1,
+                                     queue_size=0)
     values.update(overrides)
     return CompressorSettings(**values)
 
@@ -149,7 +152,7 @@ async def test_bad_requests_get_clear_statuses(compressor, http_base: str):
 
 async def test_private_sources_are_refused_unless_allowed(janitor_address: str, s3_settings: S3Settings,
                                                           tmp_path: Path, http_base: str):
-    server = CompressorServer(settings_for(janitor_address, tmp_path / "work", allow_private_sources=False),
+    server = CompressorServer(settings_for(janitor_address, tmp_path / "work", allow_loopback_sources=False),
                               s3_settings)
     port = await server.start()
     try:
@@ -231,3 +234,111 @@ async def test_an_output_that_fails_a_gate_is_refused_and_never_uploaded(compres
     store = ObjectStore(s3_settings)
     assert not list(store.client.list_objects(store.bucket, prefix="processing/compression/gate-fail/",
                                               recursive=True))
+
+
+async def test_cancel_during_upload_leaves_no_object_behind(compressor, http_base: str, s3_settings: S3Settings):
+    """The caller goes away while the upload thread (which cannot be interrupted) is still writing: the
+    object is deleted once the thread is done — the same guarantee the upscaler gives."""
+    server, channel = compressor
+    store = server.service.publisher.store
+    real_upload, uploaded, finished = store.upload, threading.Event(), threading.Event()
+
+    def slow_upload(path: Path, key: str, *args: object, **kwargs: object) -> None:
+        """The object is in the bucket, but the thread is still busy (the last part in flight)."""
+        try:
+            real_upload(path, key, *args, **kwargs)
+            uploaded.set()
+            time.sleep(1.5)
+        finally:
+            finished.set()
+
+    store.upload = slow_upload
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    call = stub.Compress(compressor_pb2.CompressRequest(source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=85,
+                                                        job_id="cancel-upload"), timeout=120)
+    async for event in call:
+        if event.HasField("progress") and event.progress.stage == "upload":
+            break
+    assert await asyncio.to_thread(uploaded.wait, 60), "the upload reached the bucket"
+    prefix = "processing/compression/cancel-upload/"
+    assert list(store.client.list_objects(store.bucket, prefix=prefix, recursive=True)), "the object exists"
+    call.cancel()
+    assert await asyncio.to_thread(finished.wait, 10), "the upload thread finished"
+    deadline = time.monotonic() + 10
+    while list(store.client.list_objects(store.bucket, prefix=prefix, recursive=True)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not list(store.client.list_objects(store.bucket, prefix=prefix, recursive=True)), \
+        "a cancelled upload is deleted, never left without a scheduled deletion"
+
+
+@pytest.fixture()
+async def roomy_compressor(janitor_address: str, s3_settings: S3Settings, tmp_path: Path):
+    """One job at a time, four more waiting: a whole synapse fits in the queue."""
+    server = CompressorServer(settings_for(janitor_address, tmp_path / "work", queue_size=4), s3_settings)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    yield server, channel
+    await channel.close()
+    await server.stop(grace=1)
+
+
+def _synapse_request(http_base: str, index: int, **fields: object) -> compressor_pb2.CompressRequest:
+    return compressor_pb2.CompressRequest(source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=85,
+                                          batch=common_pb2.Batch(id="synapse-1", size=5, index=index),
+                                          job_id=f"synapse-1-{index}", **fields)
+
+
+async def test_a_five_item_synapse_shares_its_deadline_and_no_item_starves(roomy_compressor, http_base: str,
+                                                                          monkeypatch):
+    """Five items, one slot, one deadline: each item's core gets the time left over the unfinished items,
+    so the first cannot plan with the whole deadline and every item answers in time."""
+    import compressor_svc.service as service_module
+
+    real_compress, budgets = service_module.compress, []
+
+    async def recording(*args, budget_seconds: float, **kwargs):
+        budgets.append((time.monotonic(), budget_seconds))
+        return await real_compress(*args, budget_seconds=budget_seconds, **kwargs)
+
+    monkeypatch.setattr(service_module, "compress", recording)
+    server, channel = roomy_compressor
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    timeout, started = 75.0, time.monotonic()
+    results = await asyncio.gather(*(collect(stub, _synapse_request(http_base, index), timeout=timeout)
+                                     for index in range(5)))
+    assert time.monotonic() - started < timeout
+    assert all(events[-1].HasField("result") and events[-1].result.output.presigned_url for events in results)
+    assert len(budgets) == 5
+    budgets.sort()
+    assert budgets[0][1] <= timeout / 5, "the first item plans with its share, not the whole deadline"
+    for position, (at, budget) in enumerate(budgets):
+        left = timeout - (at - started)
+        assert budget <= left / (5 - position) + 0.5, "never more than an equal split of what is left"
+        # less the service's deadline reserve (3 s) and this item's upload reserve (3 s + size / 50 MB/s)
+        assert budget >= (left - 3) / (5 - position) - 4, "and never starved below it"
+    store = server.service.publisher.store
+    sizes = [store.client.stat_object(store.bucket, events[-1].result.output.object_key).size for events in results]
+    assert len(set(sizes)) == 5, "the same input five times still gives five downloadable sizes"
+
+
+async def test_an_organic_job_in_flight_does_not_delay_a_synthetic_item(roomy_compressor, http_base: str):
+    server, channel = roomy_compressor
+    stub = compressor_pb2_grpc.CompressorStub(channel)
+    organic = stub.Compress(compressor_pb2.CompressRequest(
+        source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=89, job_id="organic-1",
+        priority=common_pb2.JOB_PRIORITY_ORGANIC), timeout=300)
+    async for event in organic:
+        if event.HasField("progress") and event.progress.stage == "search":
+            break
+    assert not lanes.paused(ORGANIC)
+    started = time.monotonic()
+    synthetic = asyncio.create_task(collect(stub, compressor_pb2.CompressRequest(
+        source_url=f"{http_base}/two-scenes.mp4", vmaf_threshold=85, job_id="synthetic-1"), timeout=30))
+    await asyncio.sleep(0.5)
+    assert lanes.paused(ORGANIC), "the organic job's ffmpeg work is stopped while the synthetic item runs"
+    events = await synthetic
+    assert events[-1].HasField("result") and events[-1].result.meets_threshold
+    assert time.monotonic() - started < 30
+    assert not lanes.paused(ORGANIC)
+    rest = [event async for event in organic]
+    assert rest[-1].HasField("result"), "the organic job resumes and finishes afterwards"

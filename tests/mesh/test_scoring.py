@@ -6,8 +6,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from mesh.scoring import (compression_rate, era_a_compression_score, head_compression_score,
-                          upscaling_final_score, upscaling_length_score, upscaling_quality_score)
+from mesh.scoring import (
+    compression_rate,
+    era_a_compression_score,
+    head_compression_score,
+    upscaling_final_score,
+    upscaling_length_score,
+    upscaling_quality_score,
+)
 
 RATIOS = (2, 5, 10, 20, 50)
 

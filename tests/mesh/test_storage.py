@@ -56,7 +56,7 @@ def test_unreachable_endpoint_is_a_storage_error(s3_settings):
     dead = S3Settings(**{**s3_settings.model_dump(), "endpoint": f"127.0.0.1:{free_port()}"})
     with pytest.raises(StorageError, match="unreachable") as caught:
         ObjectStore(dead).exists("a.mp4")
-    assert caught.value.code.name == "UNAVAILABLE"
+    assert caught.value.status == "UNAVAILABLE"
 
 
 def test_wrong_credentials_are_a_storage_error(s3_settings):

@@ -10,7 +10,7 @@ from mesh.ffmpeg import run_ffmpeg_sync
 from mesh.vmaf import frame_seek_args, harmonic_mean, measure
 from tests.conftest import cut_clip
 
-CLIP = "yt_sYD7KnbOk_320x240_30fps.mp4"
+CLIP = "synth_small_320x240_30fps.mp4"
 
 
 @pytest.fixture(scope="module")

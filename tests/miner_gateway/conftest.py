@@ -113,10 +113,11 @@ async def backend():
 
 @pytest.fixture()
 async def gateway_factory(wallets, redis_url, fake_metagraph, backend):
-    """Start gateways against the fake metagraph; every one is stopped at the end of the test."""
+    """Start gateways against the fake metagraph (and the shared Valkey unless `store_url` names another
+    Redis); every one is stopped at the end of the test."""
     started: list[Gateway] = []
 
-    async def start(**overrides) -> Gateway:
+    async def start(*, store_url: str | None = None, **overrides) -> Gateway:
         values = dict(
             host="127.0.0.1",
             port=0,
@@ -136,7 +137,9 @@ async def gateway_factory(wallets, redis_url, fake_metagraph, backend):
         async def metagraph_snapshot() -> Snapshot:
             return Snapshot.from_metagraph(fake_metagraph)
 
-        gateway = Gateway(settings, wallets.miner, snapshot_source=metagraph_snapshot, redis_url=redis_url)
+        gateway = Gateway(
+            settings, wallets.miner, snapshot_source=metagraph_snapshot, redis_url=store_url or redis_url
+        )
         started.append(gateway)
         await gateway.start()
         return gateway

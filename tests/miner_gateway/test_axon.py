@@ -4,14 +4,18 @@ scripted gRPC backends. The chain is the only fake (a small metagraph object).""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import bittensor
 import pytest
+import redis
 from opentelemetry.trace import SpanKind
 
-from mesh.embedded import free_port
+from mesh.embedded import EmbeddedValkey, free_port
 from miner_gateway.config import GatewaySettings
+from miner_gateway.handlers import JOB_REFUSED, JOB_STATUS_UNKNOWN
+from miner_gateway.jobs import JobRunner
 from miner_gateway.protocol import (
     CompetitionInvitationProtocol,
     CompetitionSubmissionProtocol,
@@ -285,6 +289,85 @@ async def test_job_without_id_is_refused_and_unknown_jobs_poll_failed(gateway, d
         poll = await call(dendrite, gateway, poll_class(job_id="00000000-0000-4000-8000-000000000000"))
         assert poll.dendrite.status_code == 200 and poll.poll_response.status == "failed"
     assert backend.script.requests == []
+
+
+async def test_job_synapses_are_answered_not_500_while_redis_is_down(
+    gateway_factory, dendrite, backend, caplog
+) -> None:
+    """Valkey (its own, password-protected) stops under a running gateway: the kick-off is refused (HTTP 200,
+    accepted False, the reason in the status message) and a poll answers "processing" (the job's state is
+    unknown, not failed); each logs one WARNING naming neither the password nor the Redis URL."""
+    password = "s3cret-valkey-pass"
+    valkey = EmbeddedValkey().start()
+    try:
+        admin = redis.Redis.from_url(valkey.url)
+        admin.config_set("requirepass", password)
+        admin.close()
+        store_url = f"redis://:{password}@127.0.0.1:{valkey.port}/0"
+        gateway = await gateway_factory(store_url=store_url)
+    finally:
+        await asyncio.to_thread(valkey.stop)
+
+    job_id = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+    payload = UpscalingMinerPayload(reference_video_urls=urls("ok"), task_types=["SD2HD"])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="miner_gateway"):
+        started = time.monotonic()
+        kickoff = await call(
+            dendrite, gateway, VideoUpscalingJobProtocol(job_id=job_id, miner_payload=payload), timeout=12.0
+        )
+        assert time.monotonic() - started < 12.0
+        poll = await call(dendrite, gateway, VideoCompressionPollProtocol(job_id=job_id), timeout=12.0)
+
+    assert kickoff.dendrite.status_code == 200, kickoff.dendrite.status_message
+    assert kickoff.job_response.accepted is False
+    assert kickoff.dendrite.status_message == JOB_REFUSED
+    assert poll.dendrite.status_code == 200, poll.dendrite.status_message
+    assert (poll.poll_response.job_id, poll.poll_response.status) == (job_id, "processing")
+    assert poll.poll_response.optimized_video_urls == []
+    assert poll.dendrite.status_message == JOB_STATUS_UNKNOWN
+    assert backend.script.requests == []
+
+    warnings = [
+        record
+        for record in caplog.records
+        if record.name == "miner_gateway.handlers" and record.levelno == logging.WARNING
+    ]
+    assert [(r.getMessage(), r.route, r.job_id) for r in warnings] == [
+        (JOB_REFUSED, "VideoUpscalingJobProtocol", job_id),
+        (JOB_STATUS_UNKNOWN, "VideoCompressionPollProtocol", job_id),
+    ]
+    assert all(r.error.startswith("ConnectionError: ") for r in warnings), [r.error for r in warnings]
+    for record in caplog.records:
+        logged = f"{record.getMessage()} {vars(record)}"
+        assert password not in logged and store_url not in logged
+    assert password not in caplog.text
+
+
+async def test_job_store_that_never_answers_is_a_refusal_before_the_deadline(
+    gateway_factory, dendrite, monkeypatch
+) -> None:
+    """A Redis that accepts connections but never replies (a hung or blackholed host) would hold the kick-off
+    past the validator's timeout; the gateway refuses it at the synapse deadline instead."""
+
+    async def hangs(*args, **kwargs):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(JobRunner, "submit", hangs)
+    gateway = await gateway_factory(deadline_margin_seconds=1.0)
+    started = time.monotonic()
+    kickoff = await call(
+        dendrite,
+        gateway,
+        VideoUpscalingJobProtocol(
+            job_id="1f2e3d4c-5b6a-4798-8a7b-6c5d4e3f2a1b",
+            miner_payload=UpscalingMinerPayload(reference_video_urls=urls("ok")),
+        ),
+        timeout=3.0,
+    )
+    assert kickoff.dendrite.status_code == 200, kickoff.dendrite.status_message
+    assert (kickoff.job_response.accepted, kickoff.dendrite.status_message) == (False, JOB_REFUSED)
+    assert 1.5 < time.monotonic() - started < 3.0
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ import pytest
 
 from mesh.embedded import free_port
 from mesh.v1 import common_pb2, compressor_pb2, upscaler_pb2
-from miner_gateway.dispatch import COMPRESSOR_SERVICE, UPSCALER_SERVICE, Dispatcher, EndpointPool
+from miner_gateway.dispatch import Dispatcher
 from miner_gateway.items import CompressItem, UpscaleItem, compress_items
+from miner_gateway.pool import COMPRESSOR_SERVICE, UPSCALER_SERVICE, EndpointPool
 from miner_gateway.protocol import VideoCompressionProtocol
 from tests.miner_gateway.conftest import load_fixture
 from tests.miner_gateway.scripted import result_url, start_backend

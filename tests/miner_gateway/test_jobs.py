@@ -7,9 +7,13 @@ import time
 
 import pytest
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from miner_gateway.dispatch import UPSCALER_SERVICE, Dispatcher, EndpointPool
-from miner_gateway.jobs import JobRunner, JobStore
+from mesh.embedded import free_port
+from miner_gateway.dispatch import Dispatcher
+from miner_gateway.jobs import JobRunner, JobStore, JobStoreUnavailable
+from miner_gateway.pool import UPSCALER_SERVICE, EndpointPool
 from miner_gateway.protocol import UpscalingMinerPayload
 from tests.miner_gateway.scripted import result_url
 
@@ -184,3 +188,28 @@ async def test_job_started_too_many_times_is_failed_not_resumed(make_runner, cli
     assert await make_runner().poll(JOB, "upscaling") == ("failed", [""])
     assert backend.script.requests == []
     assert await client.sismember("gateway:jobs:active", JOB) == 0
+
+
+async def test_unreachable_redis_is_job_store_unavailable_without_the_password(dispatcher, backend) -> None:
+    """Redis refusing connections (a closed loopback port) is one clear error for the handler to answer,
+    not a Redis exception for the axon to turn into HTTP 500; its message keeps the password out."""
+    password = "s3cret-redis-pass"
+    url = f"redis://:{password}@127.0.0.1:{free_port()}/0"
+    unreachable = redis.Redis.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 1))
+    try:
+        runner = JobRunner(
+            JobStore(unreachable, ttl_seconds=600, lease_seconds=1.0),
+            dispatcher,
+            timeout_seconds=60.0,
+            lease_seconds=1.0,
+            max_attempts=3,
+        )
+        for attempt in (runner.submit(JOB, "upscaling", payload("ok")), runner.poll(JOB, "upscaling")):
+            with pytest.raises(JobStoreUnavailable, match=r"^ConnectionError: .*127\.0\.0\.1") as caught:
+                await attempt
+            assert password not in str(caught.value) and url not in str(caught.value)
+        assert await runner.poll("../../etc", "upscaling") == ("failed", []), "an invalid id needs no store"
+        await runner.close()
+    finally:
+        await unreachable.aclose()
+    assert backend.script.requests == []

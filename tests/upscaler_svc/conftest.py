@@ -12,14 +12,15 @@ import pytest
 
 from mesh.ffmpeg import ffmpeg_exe, run_ffmpeg_sync
 from tests.conftest import cut_clip
-from upscaler_svc.engine import CpuEngine, EngineOptions
+from upscaler_svc.cpu_engine import CpuEngine
+from upscaler_svc.engine import EngineOptions
 from upscaler_svc.weights import WeightCache
 
-CLIP_29_97 = "yt_0EMaXGGM34_480x360_29.97fps.mp4"
-CLIP_14_985 = "yt_0SUZKVInwE_480x360_14.99fps.mp4"
-CLIP_25 = "yt_6bJUbfpnQ_480x360_25fps.mp4"
-CLIP_PORTRAIT = "yt_0Kz1lwvjdU_406x720_30fps.mp4"
-CLIP_BUSY = "yt_8YXc8iCt8_480x360_30fps.mp4"
+CLIP_29_97 = "synth_sd_480x360_29.97fps.mp4"
+CLIP_14_985 = "synth_sd_480x360_14.99fps.mp4"
+CLIP_25 = "synth_sd_480x360_25fps.mp4"
+CLIP_PORTRAIT = "synth_portrait_406x720_30fps.mp4"
+CLIP_BUSY = "synth_busy_480x360_30fps.mp4"
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mesh.errors import InvalidInput
-from upscaler_svc.engine import (ENGINES, Cancelled, CpuEngine, CudaEngine, EngineOptions, create_engine,
-                                 register_engine, tile_spans)
+from mesh.errors import InvalidInput, Misconfigured
 from tests.upscaler_svc.conftest import CLIP_29_97, CLIP_BUSY
+from upscaler_svc.cpu_engine import CpuEngine
+from upscaler_svc.cuda_engine import CudaEngine
+from upscaler_svc.engine import Cancelled, EngineOptions, tile_spans
+from upscaler_svc.engine_registry import ENGINES, create_engine, register_engine
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +114,7 @@ def test_cancellation_reaches_inside_a_single_tile(backend_engines, backend):
 def test_engine_selection_by_name_and_auto(anime_checkpoint):
     assert isinstance(create_engine("auto", anime_checkpoint), CpuEngine)
     assert isinstance(create_engine("cpu", anime_checkpoint), CpuEngine)
-    with pytest.raises(InvalidInput, match="unknown engine"):
+    with pytest.raises(Misconfigured, match="unknown engine"):
         create_engine("tpu", anime_checkpoint)
 
 
@@ -126,7 +128,7 @@ def test_a_registered_gpu_engine_is_used_only_where_its_hardware_is(anime_checkp
     register_engine("cuda", FakeCudaEngine, available=lambda: False)
     try:
         assert type(create_engine("auto", anime_checkpoint)) is CpuEngine
-        with pytest.raises(InvalidInput, match="not present"):
+        with pytest.raises(Misconfigured, match="not present"):
             create_engine("cuda", anime_checkpoint)
         register_engine("cuda", FakeCudaEngine, available=lambda: True)
         assert type(create_engine("auto", anime_checkpoint)) is FakeCudaEngine
@@ -158,14 +160,14 @@ def test_int8_is_calibrated_on_a_real_clip_and_stays_close_to_fp32(anime_checkpo
 
 
 def test_int8_needs_openvino_and_a_readable_calibration_video(anime_checkpoint, tmp_path):
-    with pytest.raises(InvalidInput, match="openvino"):
+    with pytest.raises(Misconfigured, match="openvino"):
         CpuEngine(anime_checkpoint, EngineOptions(cpu_backend="torch", cpu_precision="int8",
                                                   int8_calibration=tmp_path)).load()
-    with pytest.raises(InvalidInput, match="calibration video"):
+    with pytest.raises(Misconfigured, match="calibration video"):
         CpuEngine(anime_checkpoint, EngineOptions(cpu_precision="int8")).load()
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
-    with pytest.raises(InvalidInput, match="unreadable"):
+    with pytest.raises(Misconfigured, match="unreadable"):
         CpuEngine(anime_checkpoint, EngineOptions(cpu_precision="int8", int8_calibration=text)).load()
 
 

@@ -31,7 +31,7 @@ STAGE_ORDER = ["queued", "fetch", "probe", "upscale", "encode", "verify", "uploa
 
 @pytest.fixture()
 async def upscaler(janitor_address, s3_settings, weight_cache, tmp_path):
-    settings = UpscalerSettings(host="127.0.0.1", port=0, allow_private_sources=True,
+    settings = UpscalerSettings(host="127.0.0.1", port=0, allow_loopback_sources=True,
                                 janitor_addr=janitor_address, cpu_backend="torch",
                                 cache_dir=weight_cache.cache_dir, x265_preset="ultrafast",
                                 delete_after_seconds=2, presign_seconds=600, work_dir=tmp_path,
@@ -54,7 +54,7 @@ async def test_stream_progress_then_result_then_scheduled_deletion(upscaler, htt
                                                                      s3_settings, tmp_path):
     server, channel = upscaler
     assert await _health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
-    await server.load()
+    await server.ready()
     assert await _health(channel) == health_pb2.HealthCheckResponse.SERVING
 
     root, base = http_root
@@ -87,7 +87,7 @@ async def test_stream_progress_then_result_then_scheduled_deletion(upscaler, htt
     assert result.gates and all(gate.passed for gate in result.gates)
     assert {timing.stage for timing in result.timings} >= {"fetch", "upscale", "upload"}
     assert result.output.bucket == s3_settings.bucket
-    assert result.output.object_key.startswith("upscaled/e2e-sd24k-")
+    assert result.output.object_key.startswith("upscaled/e2e-sd24k/")
 
     downloaded = tmp_path / "downloaded.mp4"
     reply = httpx.get(result.output.presigned_url, timeout=10)
@@ -109,7 +109,7 @@ async def test_stream_progress_then_result_then_scheduled_deletion(upscaler, htt
 
 async def test_bad_requests_map_to_status_codes(upscaler, http_root, tiny_clips, s3_settings):
     server, channel = upscaler
-    await server.load()
+    await server.ready()
     root, base = http_root
     (root / "notes.mp4").write_text("not a video\n" * 10)
     truncated_clip(tiny_clips, root / "truncated.mp4")
@@ -137,7 +137,7 @@ async def test_bad_requests_map_to_status_codes(upscaler, http_root, tiny_clips,
 
 async def test_deadline_stops_the_job_within_a_second(upscaler, http_root, tiny_clips):
     server, channel = upscaler
-    await server.load()
+    await server.ready()
     root, base = http_root
     shutil.copy(tiny_clips(CLIP_BUSY, frames=60, width=128), root / "long.mp4")
     call = upscaler_pb2_grpc.UpscalerStub(channel).Upscale(

@@ -12,13 +12,23 @@ import av
 import numpy as np
 import pytest
 
+from mesh.codecs import resolve_scale
 from mesh.errors import GateFailed, InvalidInput
 from mesh.gates import all_passed
 from mesh.media import MP4_CONTAINER, probe
-from tests.upscaler_svc.conftest import (CLIP_14_985, CLIP_25, CLIP_29_97, CLIP_BUSY, CLIP_PORTRAIT,
-                                         encode_clip, ffmpeg_children, lavfi_clip, truncated_clip)
+from tests.upscaler_svc.conftest import (
+    CLIP_14_985,
+    CLIP_25,
+    CLIP_29_97,
+    CLIP_BUSY,
+    CLIP_PORTRAIT,
+    encode_clip,
+    ffmpeg_children,
+    lavfi_clip,
+    truncated_clip,
+)
 from upscaler_svc.encode import EncoderSettings, size_cap_bytes
-from upscaler_svc.pipeline import PipelineLimits, UpscalePipeline, resolve_scale
+from upscaler_svc.pipeline import PipelineLimits, UpscalePipeline
 
 FAST = EncoderSettings(x265_preset="ultrafast", svtav1_preset=12)
 

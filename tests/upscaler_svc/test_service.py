@@ -14,7 +14,7 @@ from mesh.janitor_client import JanitorClient
 from mesh.storage import ObjectStore
 from tests.upscaler_svc.conftest import CLIP_29_97, CLIP_BUSY
 from upscaler_svc.config import UpscalerSettings
-from upscaler_svc.jobs import JobQueue, UpscaleService, UpscaleTask
+from upscaler_svc.service import UpscaleService, UpscaleTask
 
 
 @pytest.fixture()
@@ -39,7 +39,7 @@ def make_service(s3_settings, janitor_address, weight_cache, tmp_path):
 async def test_private_address_sources_are_refused_unless_allowed(make_service, http_root, tiny_clips):
     root, base = http_root
     shutil.copy(tiny_clips(CLIP_29_97), root / "clip.mp4")
-    service = await make_service(allow_private_sources=False)
+    service = await make_service(allow_loopback_sources=False)
     for url in (f"{base}/clip.mp4", base.replace("127.0.0.1", "localhost") + "/clip.mp4"):
         with pytest.raises(SourceRefused, match="non-public"):
             await service.upscale(UpscaleTask(url, scale=2))
@@ -51,7 +51,7 @@ async def test_missing_oversize_and_non_video_sources(make_service, http_root, t
     root, base = http_root
     shutil.copy(tiny_clips(CLIP_29_97), root / "clip.mp4")
     (root / "readme.mp4").write_text("plain text, not a video\n" * 20)
-    service = await make_service(allow_private_sources=True, max_source_bytes=2_000)
+    service = await make_service(allow_loopback_sources=True, max_source_bytes=2_000)
     with pytest.raises(SourceNotFound, match="404"):
         await service.upscale(UpscaleTask(f"{base}/nowhere.mp4", scale=2))
     with pytest.raises(InvalidInput, match="cap"):
@@ -68,7 +68,7 @@ async def test_missing_oversize_and_non_video_sources(make_service, http_root, t
 async def test_a_full_queue_refuses_with_busy(make_service, http_root, tiny_clips):
     root, base = http_root
     shutil.copy(tiny_clips(CLIP_BUSY, frames=40, width=128), root / "long.mp4")
-    service = await make_service(allow_private_sources=True, concurrency=1, queue_size=0)
+    service = await make_service(allow_loopback_sources=True, concurrency=1, queue_size=0)
     running = asyncio.Event()
 
     def on_progress(event) -> None:
@@ -86,32 +86,11 @@ async def test_a_full_queue_refuses_with_busy(make_service, http_root, tiny_clip
     assert service.queue.pending == 0
 
 
-async def test_job_queue_admits_concurrency_plus_waiting_then_refuses():
-    queue = JobQueue(concurrency=1, queue_size=1)
-    release = asyncio.Event()
-    order = []
-
-    async def job(name: str) -> None:
-        async with queue.slot():
-            order.append(name)
-            await release.wait()
-
-    first, second = asyncio.create_task(job("a")), asyncio.create_task(job("b"))
-    await asyncio.sleep(0.05)
-    assert order == ["a"] and queue.pending == 2
-    with pytest.raises(Busy):
-        async with queue.slot():
-            pass
-    release.set()
-    await asyncio.gather(first, second)
-    assert order == ["a", "b"] and queue.pending == 0
-
-
 async def test_cancelling_during_upload_leaves_no_object(make_service, s3_settings, tmp_path):
     service = await make_service()
     payload = tmp_path / "result.mp4"
     payload.write_bytes(np.random.default_rng(5).integers(0, 256, 8 << 20, np.uint8).tobytes())
-    upload = asyncio.create_task(service._upload(payload, "upscaled/cancelled.mp4"))
+    upload = asyncio.create_task(service.publisher._upload(payload, "upscaled/cancelled.mp4"))
     await asyncio.sleep(0.01)
     upload.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -14,9 +14,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mesh.errors import InvalidInput
+from mesh.errors import Misconfigured
 from upscaler_svc.archs import RRDBNet
-from upscaler_svc.engine import CpuEngine, EngineOptions
+from upscaler_svc.cpu_engine import CpuEngine
+from upscaler_svc.engine import EngineOptions
 from upscaler_svc.weights import NCNN_MODELS, WeightCache, checkpoint_from_state_dict, ncnn_files, parse_param
 
 # Digest of the converted realesr-animevideov3 tensors (float32, state-dict order), fixed after the
@@ -130,11 +131,11 @@ def test_x2plus_style_rrdbnet_is_recognised_from_its_keys(tmp_path):
 
 
 def test_unknown_models_and_foreign_checkpoints_are_invalid_input(tmp_path):
-    with pytest.raises(InvalidInput, match="unknown model"):
+    with pytest.raises(Misconfigured, match="unknown model"):
         WeightCache(tmp_path).load("esrgan-nonexistent")
-    with pytest.raises(InvalidInput, match="not found"):
+    with pytest.raises(Misconfigured, match="not found"):
         WeightCache(tmp_path).load(str(tmp_path / "missing.pth"))
-    with pytest.raises(InvalidInput, match="neither"):
+    with pytest.raises(Misconfigured, match="neither"):
         checkpoint_from_state_dict({"fc.weight": torch.zeros(2, 2)})
 
 
@@ -150,7 +151,7 @@ def _ncnn():
 def _crop(clips_dir) -> np.ndarray:
     import av
 
-    with av.open(str(clips_dir / "yt_sYD7KnbOk_320x240_30fps.mp4")) as container:
+    with av.open(str(clips_dir / "synth_small_320x240_30fps.mp4")) as container:
         frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
     return np.ascontiguousarray(frame[40:72, 60:100])
 

@@ -17,6 +17,7 @@ from vidaio_cli.mesh_stack import EmbeddedMesh
 ROOT = Path(__file__).resolve().parents[2]
 VIDAIO_MESH = Path(sys.executable).parent / "vidaio-mesh"
 REQUIRED_KEYS = {"route", "task", "gates_passed", "vmaf", "vmaf_neg", "predicted_score", "seconds"}
+HD_CLIP = "synth_hd_1280x720_30fps.mp4"
 
 
 def _alive(pid: int) -> bool:
@@ -36,19 +37,19 @@ def running_mesh(tmp_path_factory):
     assert not [pid for pid in pids if _alive(pid)], "a service outlived the mesh"
 
 
-def run_demo(mesh_dir: Path, report: Path, *args: str) -> subprocess.CompletedProcess:
+def run_demo(mesh_dir: Path, report: Path, source: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([str(VIDAIO_MESH), "demo", "--use-running", "--mesh-dir", str(mesh_dir), "--report",
-                           str(report), "--seconds", "0.4", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=400, check=False)
+                           str(report), "--source", str(source), "--seconds", "0.4", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=400, check=False)
 
 
 @pytest.mark.slow
-def test_head_round_every_item_passes_the_validator_gates(running_mesh, tmp_path):
+def test_head_round_every_item_passes_the_validator_gates(running_mesh, tmp_path, clips_dir):
     mesh, _ = running_mesh
     report_path = tmp_path / "report.json"
-    result = run_demo(mesh.root, report_path, "--upscaling-items", "2", "--compression-items", "2",
-                      "--task-types", "SD24K,HD24K", "--codecs", "av1,hevc", "--codec-modes", "CRF,VBR")
+    result = run_demo(mesh.root, report_path, clips_dir / HD_CLIP, "--upscaling-items", "2", "--compression-items",
+                      "2", "--task-types", "SD24K,HD24K", "--codecs", "av1,hevc", "--codec-modes", "CRF,VBR")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:] + str(mesh.log_tails())
     report = json.loads(report_path.read_text())
     assert report["warrant_task"] in ("UPSCALING", "COMPRESSION") and report["content_length"] in (5, 10)
@@ -65,13 +66,13 @@ def test_head_round_every_item_passes_the_validator_gates(running_mesh, tmp_path
 
 
 @pytest.mark.slow
-def test_era_a_round_with_single_video_synapses(running_mesh, tmp_path):
+def test_era_a_round_with_single_video_synapses(running_mesh, tmp_path, clips_dir):
     mesh, _ = running_mesh
     report_path = tmp_path / "report.json"
     # T=90: the seed would draw Era A's T=95, which no file smaller than this tiny reference reaches, and the
     # compressor rightly answers "" for an output that would score zero.
-    result = run_demo(mesh.root, report_path, "--era", "old", "--upscaling-items", "1", "--compression-items", "1",
-                      "--task-types", "SD24K", "--thresholds", "90")
+    result = run_demo(mesh.root, report_path, clips_dir / HD_CLIP, "--era", "old", "--upscaling-items", "1",
+                      "--compression-items", "1", "--task-types", "SD24K", "--thresholds", "90")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:] + str(mesh.log_tails())
     report = json.loads(report_path.read_text())
     assert report["era"] == "old" and len(report["items"]) == 2
@@ -84,7 +85,7 @@ def test_bench_writes_json_and_a_png_chart(running_mesh, tmp_path, clips_dir):
     mesh, _ = running_mesh
     clips = tmp_path / "clips"
     clips.mkdir()
-    (clips / "hd.mp4").symlink_to(clips_dir / "yt_1nCh3Vk4Qk_1280x720_30fps.mp4")
+    (clips / "hd.mp4").symlink_to(clips_dir / HD_CLIP)
     out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
     result = subprocess.run([str(VIDAIO_MESH), "bench", "--use-running", "--mesh-dir", str(mesh.root), "--clips",
                              str(clips), "--repetitions", "2", "--upscaling-items", "1", "--compression-items", "0",

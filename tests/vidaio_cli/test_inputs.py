@@ -19,15 +19,16 @@ from vidaio_cli.inputs import (
     task_scale,
 )
 
-HD_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
-LOW_FPS_CLIP = "yt_0SUZKVInwE_480x360_14.99fps.mp4"
-PORTRAIT_CLIP = "yt_0Kz1lwvjdU_406x720_30fps.mp4"
+HD_CLIP = "synth_hd_1280x720_30fps.mp4"
+LOW_FPS_CLIP = "synth_sd_480x360_14.99fps.mp4"
+PORTRAIT_CLIP = "synth_portrait_406x720_30fps.mp4"
 
 
 def keyframe_indices(path: Path) -> list[int]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return [index for index, packet in enumerate(p for p in container.demux(stream) if p.size) if packet.is_keyframe]
+        packets = (packet for packet in container.demux(stream) if packet.size)
+        return [index for index, packet in enumerate(packets) if packet.is_keyframe]
 
 
 def test_task_scales_follow_the_subnet():

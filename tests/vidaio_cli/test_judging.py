@@ -24,7 +24,7 @@ from vidaio_cli.judging import (
 
 PASS = [Gate("codec", True, "hevc")]
 FAIL = [Gate("codec", True, "hevc"), Gate("fps", False, "25 vs 30")]
-HD_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
+HD_CLIP = "synth_hd_1280x720_30fps.mp4"
 
 
 @pytest.mark.parametrize(("vmaf_neg", "ratio", "expected"), [

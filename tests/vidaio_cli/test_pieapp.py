@@ -13,7 +13,7 @@ from mesh.ffmpeg import run_ffmpeg_sync
 from vidaio_cli import pieapp
 from vidaio_cli.inputs import build_reference
 
-HD_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
+HD_CLIP = "synth_hd_1280x720_30fps.mp4"
 
 
 @pytest.fixture()

@@ -11,7 +11,7 @@ from mesh.ffmpeg import run_ffmpeg_sync
 from vidaio_cli.inputs import build_reference
 from vidaio_cli.main import app
 
-HD_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
+HD_CLIP = "synth_hd_1280x720_30fps.mp4"
 
 
 def test_score_compress_and_upscale_pairs(clips_dir, tmp_path):

@@ -21,17 +21,11 @@ from miner_gateway.protocol import (
     VideoUpscalingProtocol,
 )
 from vidaio_cli.demo import EXIT_NO_ANSWER, exit_code
+from vidaio_cli.identities import MinerTarget, local_wallet, validator_wallet
 from vidaio_cli.inputs import build_compression_inputs, build_upscaling_inputs
-from vidaio_cli.validator import (
-    InputServer,
-    LocalValidator,
-    MinerTarget,
-    RoundPlan,
-    local_wallet,
-    validator_wallet,
-)
+from vidaio_cli.validator import InputServer, LocalValidator, RoundPlan
 
-HD_CLIP = "yt_1nCh3Vk4Qk_1280x720_30fps.mp4"
+HD_CLIP = "synth_hd_1280x720_30fps.mp4"
 
 
 def test_input_server_serves_files_only_under_their_unguessable_path(tmp_path):

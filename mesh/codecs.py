@@ -1,4 +1,5 @@
-"""Encoders per codec family: the quality knob, its range, presets ordered slow→fast and the ffmpeg args.
+"""The domain tables, each in one place: codec families and their aliases, the subnet's upscaling task
+types and scales, and the encoders both media services drive (quality knob, presets, ffmpeg arguments).
 
 CPU encoders (libsvtav1, libx265, libx264, libvpx-vp9) always exist in imageio-ffmpeg's build. NVENC is
 used only where `mesh.ffmpeg.nvenc_available` proves the encoder opens on this machine.
@@ -11,7 +12,38 @@ from dataclasses import dataclass
 from mesh.errors import InvalidInput
 from mesh.ffmpeg import nvenc_available
 
-CODECS = ("av1", "hevc", "h264", "vp9")
+CODEC_FAMILIES = ("av1", "hevc", "h264", "vp9")
+CODEC_ALIASES = {"h265": "hevc", "x265": "hevc", "libx265": "hevc", "avc": "h264", "x264": "h264",
+                 "libx264": "h264", "libsvtav1": "av1", "svtav1": "av1", "libvpx-vp9": "vp9"}
+# Rate-control modes the subnet's compression tasks name (VBR and CBR carry a target bitrate).
+RATE_MODES = ("CRF", "VBR", "CBR")
+# What the subnet asks upscalers to deliver.
+UPSCALE_CODECS = ("hevc", "av1")
+# The subnet's upscaling task types and their scale factors.
+TASK_SCALES = {"SD2HD": 2, "HD24K": 2, "SD24K": 4, "4K28K": 2}
+
+
+def normalize_codec(codec: str, offered: tuple[str, ...] = CODEC_FAMILIES) -> str:
+    """'AV1', 'h265', 'HEVC', 'avc' ... -> one of `offered`; INVALID_ARGUMENT otherwise."""
+    name = codec.strip().lower()
+    name = CODEC_ALIASES.get(name, name)
+    if name not in offered:
+        raise InvalidInput(f"unsupported codec {codec!r} (one of {', '.join(offered)})")
+    return name
+
+
+def resolve_scale(task_type: str | None, scale: int | None) -> int:
+    """The scale of a subnet task type (SD24K x4, the others x2) or a plain scale of 2 or 4."""
+    if task_type:
+        key = task_type.upper()
+        if key not in TASK_SCALES:
+            raise InvalidInput(f"unknown task type {task_type!r}: use one of {', '.join(TASK_SCALES)}")
+        if scale and scale != TASK_SCALES[key]:
+            raise InvalidInput(f"scale {scale} contradicts task type {key} (x{TASK_SCALES[key]})")
+        return TASK_SCALES[key]
+    if scale not in (2, 4):
+        raise InvalidInput(f"scale must be 2 or 4 (or give a task type), got {scale}")
+    return scale
 
 
 @dataclass(frozen=True)
@@ -60,17 +92,21 @@ class Encoder:
         return _ARGS[self.name](self, q, preset, threads, tuned)
 
 
+# HEVC in MP4 as `hvc1` (parameter sets in the sample entry), the tag players and Apple tools expect.
+HEVC_MP4_TAG = ["-tag:v", "hvc1"]
+
+
 def _svtav1(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
     params = f"crf={q:g}:lp={threads}"
     return ["-c:v", "libsvtav1", "-preset", preset, "-svtav1-params", params]
 
 
 def _x265(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
-    params = f"log-level=error:pools={threads}"
+    params = f"log-level=error:info=0:pools={threads}"
     if tuned:
         params += ":psy-rd=0:psy-rdoq=0"
     return ["-c:v", "libx265", "-preset", preset, "-crf", f"{q:g}", "-profile:v", "main",
-            "-x265-params", params]
+            "-x265-params", params, *HEVC_MP4_TAG]
 
 
 def _x264(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
@@ -85,8 +121,9 @@ def _vp9(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list
 
 def _nvenc(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> list[str]:
     profile = ["-profile:v", "main"] if enc.codec in ("hevc", "av1") else ["-profile:v", "high"]
+    tag = HEVC_MP4_TAG if enc.codec == "hevc" else []
     return ["-c:v", enc.name, "-preset", preset, "-tune", "hq", "-rc", "vbr", "-cq", f"{q:g}", "-b:v", "0",
-            *profile]
+            *profile, *tag]
 
 
 _ARGS = {"libsvtav1": _svtav1, "libx265": _x265, "libx264": _x264, "libvpx-vp9": _vp9,
@@ -117,15 +154,6 @@ NVENC_ENCODERS = {
 }
 
 
-def normalize_codec(codec: str) -> str:
-    """'AV1', 'h265', 'HEVC', 'avc' ... -> one of CODECS; INVALID_ARGUMENT otherwise."""
-    name = codec.strip().lower()
-    name = {"h265": "hevc", "x265": "hevc", "avc": "h264", "x264": "h264", "libsvtav1": "av1"}.get(name, name)
-    if name not in CODECS:
-        raise InvalidInput(f"unsupported target codec {codec!r} (one of {', '.join(CODECS)})")
-    return name
-
-
 def select_encoder(codec: str, *, allow_hardware: bool = True) -> Encoder:
     """NVENC for `codec` when it really opens here (and is allowed), else the CPU encoder."""
     family = normalize_codec(codec)
@@ -133,4 +161,3 @@ def select_encoder(codec: str, *, allow_hardware: bool = True) -> Encoder:
     if allow_hardware and hardware is not None and nvenc_available(hardware.name):
         return hardware
     return CPU_ENCODERS[family]
-
