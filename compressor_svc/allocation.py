@@ -71,9 +71,10 @@ def made_allocation(ctx: JobContext) -> Allocation:
 
 def choose_allocation(ctx: JobContext) -> Allocation:
     """The split the subnet would pay most for; when encoding it would not fit in the time left,
-    the best split among the scene encodes the probes already made."""
+    the best split among the scene encodes the probes already made (a clip searched on a proxy has none:
+    its one encode must be made anyway)."""
     choice = _pick(ctx, _curves(ctx))
-    if can_afford(ctx, choice):
+    if ctx.on_proxy or can_afford(ctx, choice):
         return choice
     ctx.notes.append("deadline: quality chosen among the probe encodes already made")
     return made_allocation(ctx)

@@ -14,8 +14,10 @@ from mesh.ffmpeg import run_ffmpeg
 from mesh.vmaf import frame_seek_args
 
 
-def encode_args(ctx: JobContext, scene: Scene, q: float, preset: str, dest: Path) -> list[str]:
-    """ffmpeg arguments encoding `scene` of the source at `q` with `preset` into `dest`."""
+def encode_args(ctx: JobContext, scene: Scene, q: float, preset: str, dest: Path,
+                source_path: Path | None = None) -> list[str]:
+    """ffmpeg arguments encoding `scene` of the source (or of `source_path`, a clip made from its frames) at
+    `q` with `preset` into `dest`."""
     source = ctx.source
     colour = []
     for option, value in (("-color_primaries", source.color_primaries),
@@ -25,7 +27,7 @@ def encode_args(ctx: JobContext, scene: Scene, q: float, preset: str, dest: Path
         if value:
             colour += [option, value]
     return ["-y", "-loglevel", "error", *frame_seek_args(scene.start, source.fps),
-            "-i", str(ctx.source_path), "-map", "0:v:0", "-an", "-sn", "-dn",
+            "-i", str(source_path or ctx.source_path), "-map", "0:v:0", "-an", "-sn", "-dn",
             "-frames:v", str(scene.frames),
             "-fps_mode", "passthrough", "-vf", "setsar=1", "-pix_fmt", "yuv420p", *colour,
             *ctx.encoder.args(q, preset, threads=ctx.threads_per_job, tuned=ctx.options.tuned),

@@ -24,8 +24,17 @@ from compressor_svc.allocation import choose_allocation, made_allocation, predic
 from compressor_svc.assemble import assemble
 from compressor_svc.context import JobContext, SceneState
 from compressor_svc.job import Candidate, CompressJob, CompressOptions, CompressOutcome, Targets
-from compressor_svc.planning import Clock, CostModel, can_afford, plan, scene_detection_fits, verify_reserve
+from compressor_svc.planning import (
+    Clock,
+    CostModel,
+    can_afford,
+    plan,
+    plan_on_proxy,
+    scene_detection_fits,
+    verify_reserve,
+)
 from compressor_svc.probing import calibrate, search
+from compressor_svc.proxy import PROXY_PROBES, proxy_frames, search_on_proxy, worth_it
 from compressor_svc.scenes import Scene, detect_scenes
 from compressor_svc.search import Allocation
 from compressor_svc.verify import check_structure, learn_from, verify
@@ -76,10 +85,25 @@ class Compressor:
                 probes_per_scene = plan(ctx)
                 if probes_per_scene:
                     await search(ctx, probes_per_scene)
+                elif worth_it(ctx.source.frame_count):
+                    await _search_on_proxy(ctx)
                 best = await _finish(ctx)
         except TimeoutError:
             raise DeadlineTooShort("the time budget ran out before a verified output existed") from None
         return _outcome(ctx, best)
+
+
+async def _search_on_proxy(ctx: JobContext) -> None:
+    """Real size: whole-clip probes do not fit, so search a proxy of the clip's own frames (one scene)."""
+    # The starting rates are cautious; when even the fastest preset seems not to fit, try it anyway: the
+    # probes measure this machine and stop before they eat the final encode's time.
+    fastest = ctx.options.preset or ctx.encoder.presets[-1]
+    preset = plan_on_proxy(ctx, proxy_frames(ctx.source.frame_count), PROXY_PROBES) or fastest
+    ctx.notes[:] = [note for note in ctx.notes if not note.startswith("time budget too short")]
+    ctx.notes.append(f"real size: searched on a proxy, preset {preset}")
+    ctx.on_proxy = True
+    ctx.scenes = [SceneState(Scene(0, 0, ctx.source.frame_count), preset)]
+    await search_on_proxy(ctx, PROXY_PROBES)
 
 
 async def _fixed_quality(ctx: JobContext, q: float) -> Candidate:

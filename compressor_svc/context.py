@@ -53,6 +53,10 @@ class JobContext:
     scenes: list[SceneState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     probe_count: int = 0
+    # Real-size mode: the search ran on a proxy and verification may be sampled (see compressor_svc.proxy).
+    on_proxy: bool = False
+    # What a sampled verification of the whole clip should take, as measured by the proxy probes.
+    verify_seconds: float | None = None
     threads_per_job: int = field(init=False)
     slots: asyncio.Semaphore = field(init=False)  # `options.parallel` encodes or measurements at once
 

@@ -24,6 +24,8 @@ ENCODE_MPX_PER_S = {"libsvtav1": 20.0, "libx265": 6.0, "libx264": 15.0, "libvpx-
 HARDWARE_MPX_PER_S = 400.0
 VMAF_MPX_PER_S = 27.0
 SCENE_MPX_PER_S = 150.0
+# A clip searched on a proxy is verified on every 10th frame when a full pass does not fit.
+PROXY_VERIFY_SUBSAMPLE = 10
 
 
 class Clock:
@@ -127,8 +129,31 @@ def probe_subsample(ctx: JobContext, frames: int) -> int:
 
 
 def verify_reserve(ctx: JobContext) -> float:
-    """Seconds the join and a full verification need, with slack (kept back from final encodes)."""
-    return 1.5 * (ctx.costs.vmaf_seconds(ctx.mpx(ctx.source.frame_count)) + 3 * CALL_OVERHEAD)
+    """Seconds the join and a full verification need (a sampled one for a clip searched on a proxy), with
+    slack (kept back from final encodes)."""
+    if ctx.on_proxy and ctx.verify_seconds is not None:
+        return ctx.verify_seconds
+    subsample = PROXY_VERIFY_SUBSAMPLE if ctx.on_proxy else 1
+    return 1.5 * (ctx.costs.vmaf_seconds(ctx.mpx(ctx.source.frame_count), subsample) + 3 * CALL_OVERHEAD)
+
+
+def plan_on_proxy(ctx: JobContext, proxy_frames: int, probes: int) -> str | None:
+    """The slowest preset, from the encoder's default toward faster ones, at which a proxy search of
+    `probes` probes, the final encode and a sampled verification fit in 90% of the time left; None when
+    not even the fastest does."""
+    encoder = ctx.encoder
+    presets = [ctx.options.preset] if ctx.options.preset else list(encoder.presets)
+    default = encoder.default_preset if encoder.default_preset in presets else presets[0]
+    full, sample = ctx.mpx(ctx.source.frame_count), ctx.mpx(proxy_frames)
+    build = full / SCENE_MPX_PER_S + CALL_OVERHEAD
+    verify = ctx.costs.vmaf_seconds(full, PROXY_VERIFY_SUBSAMPLE) + 2 * CALL_OVERHEAD
+    for preset in presets[presets.index(default):]:
+        probe = ctx.costs.encode_seconds(sample, preset) + ctx.costs.vmaf_seconds(sample, models=1) \
+            + 2 * CALL_OVERHEAD
+        final = ctx.costs.encode_seconds(full, preset) * 1.15 + 2 * CALL_OVERHEAD
+        if build + probes * probe + final + verify <= ctx.clock.remaining() * 0.9:
+            return preset
+    return None
 
 
 def final_reserve(ctx: JobContext) -> float:

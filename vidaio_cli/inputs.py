@@ -4,7 +4,8 @@ HEAD reference trim: `libx264 -preset ultrafast -an -r 30 -pix_fmt yuv420p -g 30
 -sc_threshold 0`, dimensions multiples of 8 (the anti-fingerprint transform guarantees it). Era A kept the
 source frame rate and GOP. The upscaling input is the reference rescaled with `scale=-1:<H/scale>` and
 re-encoded libx264 ultrafast without audio. The compression input is the reference itself: at HEAD a
-"permuted" clip of three chunks re-encoded libx264 fast CRF 18, in Era A the plain trim.
+"permuted" clip of three chunks re-encoded libx264 fast CRF 18 (the validator's chunks come from three
+different sources: `build_multi_source_reference`; the demo cuts all three from one), in Era A the plain trim.
 Everything runs through mesh.ffmpeg (imageio-ffmpeg), never the PATH ffmpeg.
 """
 
@@ -61,18 +62,13 @@ def build_reference(source: Path, dest: Path, *, start: float, seconds: float, h
     return dest
 
 
-def build_permuted_reference(source: Path, dest: Path, *, starts: list[float], seconds: float,
-                             height: int | None, rng: random.Random) -> Path:
-    """HEAD's compression input (spec §4.1): three chunks A, B, C, each split at a random point (x in
-    [1, 7] s of 10 s, i.e. 10-70 %), joined as A_head, B_tail, C_head, A_tail, B_head, C_tail and
-    re-encoded `libx264 -preset fast -crf 18`, silent. The validator takes the chunks from three 4K
-    sources; here they come from three random points of `source` (`starts`), `seconds / 3` each."""
-    chunk_seconds = seconds / 3
-    chunks = [build_reference(source, dest.with_name(f"{dest.stem}-chunk{i}.mp4"), start=start,
-                              seconds=chunk_seconds, height=height) for i, start in enumerate(starts)]
+def _join_permuted(chunks: list[Path], dest: Path, rng: random.Random) -> Path:
+    """Split each chunk at a random point (x in [1, 7] s of 10 s, i.e. 10-70 %), join A_head, B_tail,
+    C_head, A_tail, B_head, C_tail and re-encode `libx264 -preset fast -crf 18`, 30 fps yuv420p, silent;
+    the chunks are deleted afterwards."""
     frames = [probe(chunk).frame_count for chunk in chunks]
     if min(frames) < 2:
-        raise ValueError(f"{seconds} s is too short to split three chunks (need at least 6 frames)")
+        raise ValueError(f"chunks of {frames} frames are too short to split (at least 2 frames each)")
     cuts = [min(n - 1, max(1, round(rng.uniform(0.1, 0.7) * n))) for n in frames]
     graph = [f"[{i}:v]split[h{i}][t{i}];[h{i}]trim=end_frame={cut},setpts=PTS-STARTPTS[head{i}];"
              f"[t{i}]trim=start_frame={cut},setpts=PTS-STARTPTS[tail{i}]" for i, cut in enumerate(cuts)]
@@ -81,10 +77,54 @@ def build_permuted_reference(source: Path, dest: Path, *, starts: list[float], s
     run_ffmpeg_sync(["-y", "-loglevel", "error", *inputs, "-filter_complex",
                      ";".join(graph) + f";{order}concat=n=6:v=1:a=0[out]", "-map", "[out]", "-an",
                      "-c:v", "libx264", "-preset", "fast", "-crf", "18", "-pix_fmt", "yuv420p",
-                     "-r", str(VALIDATOR_FPS), str(dest)], timeout=600)
+                     "-r", str(VALIDATOR_FPS), str(dest)], timeout=3600)
     for chunk in chunks:
         chunk.unlink()
     return dest
+
+
+def build_permuted_reference(source: Path, dest: Path, *, starts: list[float], seconds: float,
+                             height: int | None, rng: random.Random) -> Path:
+    """HEAD's compression input (spec §4.1): three chunks A, B, C permuted by `_join_permuted`. The
+    validator takes the chunks from three 4K sources; here they come from three random points of `source`
+    (`starts`), `seconds / 3` each (`build_multi_source_reference` takes three sources)."""
+    chunks = [build_reference(source, dest.with_name(f"{dest.stem}-chunk{i}.mp4"), start=start,
+                              seconds=seconds / 3, height=height) for i, start in enumerate(starts)]
+    return _join_permuted(chunks, dest, rng)
+
+
+def frame_size(height: int) -> tuple[int, int]:
+    """(width, height) of a 16:9 frame `height` tall, the width rounded to a multiple of 8."""
+    if height < 16 or height % 8:
+        raise ValueError(f"height {height} must be a multiple of 8, at least 16")
+    return round(height * 16 / 9 / 8) * 8, height
+
+
+def build_multi_source_reference(sources: list[Path], dest: Path, *, seconds: float, height: int,
+                                 rng: random.Random) -> Path:
+    """HEAD's compression input as the validator makes it (spec §4.1): one `seconds / 3` chunk from each of
+    three different sources (a random start; a source shorter than the chunk is looped), each scaled and
+    cropped to the same 16:9 `frame_size(height)`, 30 fps, then permuted by `_join_permuted`."""
+    if len(sources) != 3 or len(set(sources)) != 3:
+        raise ValueError(f"three different sources, please (got {[s.name for s in sources]})")
+    width, height = frame_size(height)
+    chunk_seconds = seconds / 3
+    frames = max(1, round(chunk_seconds * VALIDATOR_FPS))
+    shape = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
+             f"crop={width}:{height},setsar=1")
+    chunks = []
+    for index, source in enumerate(sources):
+        duration = probe(source).duration
+        loop = duration < chunk_seconds + 0.1
+        start = 0.0 if loop else round(rng.uniform(0, duration - chunk_seconds - 0.1), 3)
+        chunk = dest.with_name(f"{dest.stem}-chunk{index}.mp4")
+        run_ffmpeg_sync(["-y", "-loglevel", "error", *(["-stream_loop", "-1"] if loop else []),
+                         "-ss", f"{start:.3f}", "-i", str(source), "-vf", shape, "-an", "-r", str(VALIDATOR_FPS),
+                         "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+                         "yuv420p", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", str(chunk)],
+                        timeout=3600)
+        chunks.append(chunk)
+    return _join_permuted(chunks, dest, rng)
 
 
 def build_upscaling_input(reference: Path, dest: Path, *, scale: int) -> Path:

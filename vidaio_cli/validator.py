@@ -108,12 +108,17 @@ class LocalValidator:
     """One validator identity and Dendrite; `play` runs a whole round against one miner."""
 
     def __init__(self, wallet: Wallet, workdir: Path, *, rng: random.Random | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, timeouts: dict[str, float] | None = None) -> None:
+        """`timeouts` overrides entries of the era's TIMEOUTS (warrant, length, upscaling, compression)."""
         self.wallet = wallet
+        self.timeouts = dict(timeouts or {})
         self.workdir = workdir
         self.rng = rng or random.Random()
         self.progress = progress
         self.dendrite = make_dendrite(wallet)
+
+    def limits(self, era: str) -> dict[str, float]:
+        return {**TIMEOUTS[era], **self.timeouts}
 
     @property
     def hotkey(self) -> str:
@@ -129,7 +134,7 @@ class LocalValidator:
         """TaskWarrant and LengthCheck; returns the warranted task, the content length the validator would
         use (HEAD: 5 only for an answer of 5, else 10; Era A: 10 only for 10, else 5) and errors."""
         version = HEAD_VERSION if era == "head" else ERA_A_VERSION
-        limits = TIMEOUTS[era]
+        limits = self.limits(era)
         errors: dict[str, str] = {}
         warrant, _ = await self._send(miner, TaskWarrantProtocol(version=version), limits["warrant"],
                                       "TaskWarrantProtocol")
@@ -179,15 +184,15 @@ class LocalValidator:
                                                             vmaf_threshold=item.vmaf_threshold))
                 for url, item in zip(comp_urls, plan.compression)]
             return tuple(await asyncio.gather(
-                self._one_by_one(miner, up_synapses, TIMEOUTS["old"]["upscaling"]),
-                self._one_by_one(miner, comp_synapses, TIMEOUTS["old"]["compression"])))
+                self._one_by_one(miner, up_synapses, self.limits("old")["upscaling"]),
+                self._one_by_one(miner, comp_synapses, self.limits("old")["compression"])))
         sends = []
         if plan.upscaling:
             payload = UpscalingMinerPayload(reference_video_urls=up_urls,
                                             task_types=[item.task_type for item in plan.upscaling])
             sends.append(self._bundle(miner, VideoUpscalingProtocol(
                 version=HEAD_VERSION, round_id=str(uuid.uuid4()), miner_payload=payload),
-                len(plan.upscaling), TIMEOUTS["head"]["upscaling"]))
+                len(plan.upscaling), self.limits("head")["upscaling"]))
         if plan.compression:
             items = plan.compression
             payload = CompressionMinerPayload(
@@ -198,7 +203,7 @@ class LocalValidator:
                 target_bitrates=[i.target_bitrate for i in items])
             sends.append(self._bundle(miner, VideoCompressionProtocol(
                 version=HEAD_VERSION, round_id=str(uuid.uuid4()), miner_payload=payload),
-                len(items), TIMEOUTS["head"]["compression"]))
+                len(items), self.limits("head")["compression"]))
         answers = iter(await asyncio.gather(*sends))
         return (next(answers) if plan.upscaling else []), (next(answers) if plan.compression else [])
 

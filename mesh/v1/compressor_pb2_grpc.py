@@ -55,8 +55,14 @@ class CompressorServicer:
         comes before any event when the job queue is full.
 
         Deadline: the service plans its quality search from the call's remaining time and falls back to a
-        safe setting when time runs short; it never intentionally overruns the deadline. Cancellation or
-        deadline expiry kills every ffmpeg child and removes temp files.
+        safe setting when time runs short; it never intentionally overruns the deadline. The items of one
+        `batch` share that deadline: each item's search gets the time left divided by the batch's unfinished
+        items (per running slot), so no item starves. A clip too large to probe whole in its share is searched
+        on a proxy of its own frames (bias-corrected) and verified on sampled frames. Cancellation or deadline
+        expiry kills every ffmpeg child and removes temp files.
+
+        Priority: synthetic items run first; an organic item waits while synthetic work is queued, its ffmpeg
+        processes are paused while synthetic work runs, and its budget is capped (COMPRESSOR_ORGANIC_BUDGET_SECONDS).
 
         The output is verified before upload against the subnet's compression gates (same W×H, fps and
         frame count, codec family, MP4, yuv420p, SAR 1:1, colour tags, ratio > 1.25, bitrate cap in

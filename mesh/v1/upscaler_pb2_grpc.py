@@ -55,7 +55,13 @@ class UpscalerServicer:
         RESOURCE_EXHAUSTED comes before any event when the job queue is full.
 
         Cancellation: cancelling the call, or its deadline passing, stops decoding, inference and encoding
-        within a second, frees the engine and removes temp files. Nothing is uploaded for a failed call.
+        within a second, frees the engine and removes temp files. Nothing is uploaded for a failed call. The
+        deadline also bounds the queue wait and the download.
+
+        Batches and priority: items of one `batch` run in arrival order and outputs of equal size are made to
+        differ; the pipeline runs at the engine's speed, so an item's time share does not change its work.
+        Synthetic items run before organic ones (an organic item waits while synthetic work is queued; a
+        running one is not paused).
 
         The output is checked against the subnet validator's upscaling gates (exact W×H = input × scale,
         frame count, fps, HEVC/AV1 in MP4, yuv420p, SAR 1:1, colour tags, size cap) before upload; a failed

@@ -1,0 +1,159 @@
+"""A real-size clip searched on a proxy: a few windows of its own frames, so the search costs a fraction of
+one full encode.
+
+At 4K on a miner (or 720p on 2 cores) one full encode plus one full VMAF pass already fill an item's share
+of a synapse, so whole-scene probes cannot run. The proxy is `WINDOWS` runs of `WINDOW_FRAMES`
+consecutive frames spread evenly over the clip (so every source of a permuted clip is sampled), cut
+losslessly (FFV1 in NUT) into one short clip. A probe encodes the proxy at the final preset and measures its
+VMAF-NEG against it, leaving out the first `SKIP_HEAD` frames of each window (libvmaf's motion feature
+sees the joins as cuts). The proxy reads differently from the whole clip by a content-dependent amount:
+`ProxyCorrection` (fitted from measured pairs in data/proxy_bias.json) shifts the reading and adds the
+spread of what it could not explain to the margin.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from compressor_svc.assemble import encode_args
+from compressor_svc.context import JobContext
+from compressor_svc.planning import CALL_OVERHEAD
+from compressor_svc.scenes import Scene
+from compressor_svc.search import Probe, next_probe
+from mesh.ffmpeg import run_ffmpeg
+from mesh.vmaf import harmonic_mean, measure
+
+WINDOWS = 6
+PROXY_PROBES = 3
+WINDOW_FRAMES = 20
+SKIP_HEAD = 2
+BIAS_DATA = Path(__file__).with_name("data") / "proxy_bias.json"
+
+
+@dataclass(frozen=True)
+class ProxyCorrection:
+    """full VMAF-NEG ≈ proxy VMAF-NEG + bias, with `spread` covering what a constant cannot (the 90th
+    percentile of the residuals' magnitude)."""
+
+    bias: float
+    spread: float
+    pairs: int
+
+    @classmethod
+    def fit(cls, pairs: list[tuple[float, float]]) -> ProxyCorrection:
+        """From (proxy, full) readings of the same encodes."""
+        differences = [full - proxy for proxy, full in pairs]
+        bias = statistics.median(differences)
+        residuals = sorted(abs(difference - bias) for difference in differences)
+        spread = residuals[math.ceil(0.9 * len(residuals)) - 1]  # covers at least nine in ten
+        return cls(round(bias, 3), round(spread, 3), len(pairs))
+
+
+@cache
+def correction() -> ProxyCorrection:
+    data = json.loads(BIAS_DATA.read_text(encoding="utf-8"))
+    return ProxyCorrection.fit([(pair["proxy"], pair["full"]) for pair in data["pairs"]])
+
+
+@dataclass(frozen=True)
+class Proxy:
+    path: Path
+    frames: int
+
+
+def window_starts(total_frames: int) -> list[int]:
+    """Where each window starts: evenly spread, the first at the clip's start, the last ending at its end."""
+    length = min(WINDOW_FRAMES, total_frames)
+    count = max(1, min(WINDOWS, total_frames // max(length, 1)))
+    if count == 1:
+        return [0]
+    step = (total_frames - length) / (count - 1)
+    return [round(index * step) for index in range(count)]
+
+
+def proxy_frames(total_frames: int) -> int:
+    return len(window_starts(total_frames)) * min(WINDOW_FRAMES, total_frames)
+
+
+def worth_it(total_frames: int) -> bool:
+    """A proxy only pays when it is a small part of the clip."""
+    return total_frames >= 4 * WINDOWS * WINDOW_FRAMES
+
+
+async def build_proxy(ctx: JobContext) -> Proxy:
+    starts = window_starts(ctx.source.frame_count)
+    length = min(WINDOW_FRAMES, ctx.source.frame_count)
+    selection = "+".join(f"between(n,{start},{start + length - 1})" for start in starts)
+    path = ctx.workdir / "proxy.nut"  # exact timestamps (Matroska rounds to 1 ms; libvmaf pairs frames by time)
+    await run_ffmpeg(["-y", "-loglevel", "error", "-i", str(ctx.source_path), "-map", "0:v:0", "-an",
+                      "-vf", f"select='{selection}',setpts=N/FRAME_RATE/TB", "-fps_mode", "passthrough",
+                      "-c:v", "ffv1", "-threads", str(ctx.threads_per_job), str(path)], timeout=ctx.timeout())
+    return Proxy(path, len(starts) * length)
+
+
+def _net(seconds: float) -> float:
+    """A run's time without ffmpeg's start-up, which does not grow with the frames."""
+    return max(seconds - CALL_OVERHEAD, 0.2 * seconds)
+
+
+def _reading(scores, frames: int) -> float:
+    """VMAF-NEG over the proxy's frames less each window's first SKIP_HEAD."""
+    length = min(WINDOW_FRAMES, frames)
+    values = [value for number, value in zip(scores.frame_numbers, scores.per_frame["vmaf_neg"])
+              if number % length >= SKIP_HEAD]
+    return harmonic_mean(values)
+
+
+async def probe_proxy(ctx: JobContext, proxy: Proxy, q: float, preset: str) -> tuple[float, int, float]:
+    """(raw VMAF-NEG reading, bytes, encode seconds) of the proxy encoded at `q`."""
+    dest = ctx.workdir / f"proxy-{preset}-q{q:g}.mp4"
+    started = time.monotonic()
+    await run_ffmpeg(encode_args(ctx, Scene(-2, 0, proxy.frames), q, preset, dest, source_path=proxy.path),
+                     timeout=ctx.timeout())
+    encode_seconds = time.monotonic() - started
+    ctx.costs.observe_encode(ctx.mpx(proxy.frames), preset, encode_seconds)
+    scores = await measure(dest, proxy.path, models=("vmaf_neg",), n_threads=ctx.threads_per_job,
+                           timeout=ctx.timeout())
+    size = dest.stat().st_size
+    dest.unlink(missing_ok=True)
+    return _reading(scores, proxy.frames), size, encode_seconds
+
+
+async def search_on_proxy(ctx: JobContext, max_probes: int) -> int:
+    """Probe the proxy until the corrected curve brackets the search target (or the time the final encode
+    and verification need is reached), then give the clip's one scene those probes as whole-clip
+    predictions, less the spread. The first probe always runs, and what it took, scaled to the whole clip,
+    is what the final encode and a sampled verification are expected to take (the starting rates are
+    cautious). Returns the probes made."""
+    state = ctx.scenes[0]
+    fix = correction()
+    target = ctx.targets.search + fix.spread
+    ctx.reporter.update("search", 0, max_probes, "probes", f"proxy of {WINDOWS} windows")
+    proxy = await build_proxy(ctx)
+    scale = ctx.source.frame_count / proxy.frames
+    probe_seconds = 0.0
+    probes: list[Probe] = []
+    final_seconds = 0.0  # the final encode and a sampled verification, scaled from what the probes took
+    for made in range(max_probes):
+        q = next_probe(probes, target, ctx.encoder)
+        started = time.monotonic()
+        if q is None or (made and ctx.clock.remaining() - final_seconds < probe_seconds):
+            return made
+        raw, size, encode_seconds = await probe_proxy(ctx, proxy, q, state.preset)
+        probe_seconds = time.monotonic() - started
+        # A sampled verification still decodes every frame: about 0.4 of a full pass, by our measurements.
+        ctx.verify_seconds = 1.3 * (0.4 * scale * _net(probe_seconds - encode_seconds) + 1.0)
+        final_seconds = 1.2 * (scale * _net(encode_seconds) + 1.0) + ctx.verify_seconds
+        probes.append(Probe(q, raw + fix.bias, int(size * scale)))
+        state.record(Probe(q, raw + fix.bias - fix.spread, int(size * scale)))
+        ctx.probe_count += 1
+        ctx.reporter.update("search", made + 1, max_probes, "probes",
+                            f"proxy probe {made + 1}: {ctx.encoder.name} q {q:g} vmaf-neg {raw + fix.bias:.2f} "
+                            f"(raw {raw:.2f})")
+    return max_probes
