@@ -87,6 +87,8 @@ class Compressor:
                     await search(ctx, probes_per_scene)
                 elif worth_it(ctx.source.frame_count):
                     await _search_on_proxy(ctx)
+                else:
+                    ctx.notes.append("time budget too short for a quality search: conservative encode")
                 best = await _finish(ctx)
         except TimeoutError:
             raise DeadlineTooShort("the time budget ran out before a verified output existed") from None
@@ -99,7 +101,6 @@ async def _search_on_proxy(ctx: JobContext) -> None:
     # probes measure this machine and stop before they eat the final encode's time.
     fastest = ctx.options.preset or ctx.encoder.presets[-1]
     preset = plan_on_proxy(ctx, proxy_frames(ctx.source.frame_count), PROXY_PROBES) or fastest
-    ctx.notes[:] = [note for note in ctx.notes if not note.startswith("time budget too short")]
     ctx.notes.append(f"real size: searched on a proxy, preset {preset}")
     ctx.on_proxy = True
     ctx.scenes = [SceneState(Scene(0, 0, ctx.source.frame_count), preset)]

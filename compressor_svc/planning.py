@@ -96,7 +96,7 @@ def expected_seconds(ctx: JobContext, preset: str, probes: float, scenes: int) -
 
 
 def plan(ctx: JobContext) -> int:
-    """Give every scene a preset and return the probes per scene (0: no search, one safe encode).
+    """Give every scene a preset and return the probes per scene (0: whole-scene probes do not fit).
 
     Preference order, first whose expected job fits in 70% of the time left: a full search (3 probes
     per scene) at the slowest preset down to the encoder's default, then a shorter search at the
@@ -117,10 +117,7 @@ def plan(ctx: JobContext) -> int:
                           (presets[-1], 0.0))
     for state in ctx.scenes:
         state.preset = chosen
-    if not probes:
-        ctx.notes.append("time budget too short for a quality search: conservative encode")
-        return 0
-    return ctx.options.max_probes_per_scene
+    return ctx.options.max_probes_per_scene if probes else 0
 
 
 def probe_subsample(ctx: JobContext, frames: int) -> int:

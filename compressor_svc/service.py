@@ -99,5 +99,5 @@ class CompressService:
 
         if deadline - time.monotonic() <= s.deadline_reserve_seconds:
             raise DeadlineTooShort("the call's deadline leaves no time to compress")
-        plan = JobPlan(task.batch, task.priority, deadline - s.deadline_reserve_seconds)
+        plan = JobPlan(task.batch, task.priority, deadline)  # each item keeps its own reserve (process)
         return await self.jobs.run(task.source_url, task.job_id, process, on_progress=on_progress, plan=plan)
