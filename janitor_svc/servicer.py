@@ -8,14 +8,12 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from janitor_svc.janitor import DeletionRequest, Janitor, Scheduled
-from mesh.rpc import unary_errors
+from mesh.rpc import timestamp, unary_errors
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(dt.datetime.fromtimestamp(seconds, dt.UTC))
-    return stamp
+    return timestamp(dt.datetime.fromtimestamp(seconds, dt.UTC))
 
 
 def _deletion(request: janitor_pb2.ScheduleDeletionRequest) -> DeletionRequest:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import grpc
-from google.protobuf import duration_pb2
 
 from mesh.errors import DependencyUnavailable
+from mesh.rpc import duration
 from mesh.telemetry import client_span
 from mesh.v1 import janitor_pb2, janitor_pb2_grpc
 
@@ -25,8 +25,7 @@ class JanitorClient:
 
     async def schedule(self, bucket: str, key: str, delay_seconds: float) -> dt.datetime:
         request = janitor_pb2.ScheduleDeletionRequest(
-            bucket=bucket, object_key=key, delay=duration_pb2.Duration(seconds=int(delay_seconds),
-                                                                        nanos=int(delay_seconds % 1 * 1e9)))
+            bucket=bucket, object_key=key, delay=duration(delay_seconds))
         try:
             with client_span(SCHEDULE_DELETION) as metadata:
                 reply = await self._stub.ScheduleDeletion(request, timeout=self.timeout, metadata=metadata)
