@@ -100,6 +100,11 @@ class S3Settings(BaseSettings):
                                  description="presigned URL lifetime (validators may fetch late)")
 
 
+# A validator raising PydanticCustomError(WITHHELD_INPUT, ...) keeps the bad value (it may hold a credential)
+# out of the start-up error.
+WITHHELD_INPUT = "withheld_input"
+
+
 def load_settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
     """Build settings from the environment, or exit with a message naming each bad variable."""
     try:
@@ -109,5 +114,6 @@ def load_settings(cls: type[SettingsT], **overrides: object) -> SettingsT:
         lines = [f"invalid configuration ({cls.__name__}):"]
         for error in exc.errors():
             name = "_".join(str(part) for part in error["loc"]).upper()
-            lines.append(f"  {prefix}{name}: {error['msg']} (got {error.get('input')!r})")
+            got = "value withheld" if error["type"] == WITHHELD_INPUT else f"got {error.get('input')!r}"
+            lines.append(f"  {prefix}{name}: {error['msg']} ({got})")
         raise ConfigError("\n".join(lines)) from None

@@ -3,6 +3,10 @@
 The snapshot is refreshed in the background (the subnet's reference miner never re-syncs, so new validator
 permits were ignored until a restart). The blacklist answers from memory, before any work is done; priority
 is the caller's stake. In `local` network mode the validators are a fixed list of hotkeys; no chain is used.
+
+Competition synapses are the subnet owner's alone (their answer can carry a GitHub token): the owner hotkey
+is read from the chain with every metagraph sync, or configured in `local` mode; a validator permit is not
+enough.
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ class Snapshot:
         return cls(stakes, validators, owner)
 
     @classmethod
-    def local(cls, validator_hotkeys: Iterable[str]) -> Snapshot:
+    def local(cls, validator_hotkeys: Iterable[str], owner: str | None = None) -> Snapshot:
         """A chain-free snapshot: the listed hotkeys are validators with no stake, so no minimum applies."""
         hotkeys = frozenset(validator_hotkeys)
-        return cls({hotkey: 0.0 for hotkey in hotkeys}, hotkeys, enforce_min_stake=False)
+        return cls({hotkey: 0.0 for hotkey in hotkeys}, hotkeys, owner, enforce_min_stake=False)
 
 
 SnapshotSource = Callable[[], Awaitable[Snapshot]]
@@ -93,7 +97,11 @@ class ValidatorDirectory:
         self._snapshot = await self._source()
         log.info(
             "metagraph synced",
-            extra={"hotkeys": len(self._snapshot.stakes), "validators": len(self._snapshot.validators)},
+            extra={
+                "hotkeys": len(self._snapshot.stakes),
+                "validators": len(self._snapshot.validators),
+                "owner": self._snapshot.owner or "",
+            },
         )
 
     async def _sync_forever(self) -> None:
@@ -125,10 +133,15 @@ class ValidatorDirectory:
         return None
 
     def refuse_competition(self, hotkey: str | None) -> str | None:
-        """Competition synapses come from the subnet owner, who may hold no validator permit."""
-        if hotkey and hotkey == self._snapshot.owner:
-            return None
-        return self.refuse(hotkey)
+        """Why a competition synapse from `hotkey` is refused: only the subnet owner may send them."""
+        owner = self._snapshot.owner
+        if not hotkey:
+            return "missing dendrite or hotkey"
+        if not owner:
+            return "subnet owner hotkey unavailable"
+        if hotkey != owner:
+            return "competition requests are restricted to the subnet owner"
+        return None
 
     def stake(self, hotkey: str | None) -> float:
         return self._snapshot.stakes.get(hotkey or "", 0.0)

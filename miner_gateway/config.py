@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from mesh.config import ServiceSettings
+from mesh.config import WITHHELD_INPUT, ServiceSettings
+from miner_gateway.protocol import GITHUB_REPOSITORY_URL
 
 LOCAL_NETWORK = "local"
 
@@ -48,6 +50,11 @@ class GatewaySettings(ServiceSettings):
     validator_hotkeys: CommaList = Field(
         default_factory=list, description="local network only: the SS58 hotkeys allowed to call"
     )
+    owner_hotkey: str | None = Field(
+        None,
+        description="local network only: the subnet-owner hotkey that may send competition synapses "
+        "(on a chain it is read from the chain)",
+    )
     min_stake: float = Field(0.0, ge=0, description="reject validators with less stake (0 = no minimum)")
     metagraph_sync_seconds: float = Field(600.0, gt=0, description="how often the metagraph is re-synced")
 
@@ -75,11 +82,35 @@ class GatewaySettings(ServiceSettings):
         3, ge=1, description="runs of one job (first + resumes) before it is failed"
     )
 
+    competition_participate: bool = Field(False, description="accept compression-competition invitations")
+    competition_repository_url: str = Field(
+        "", description="the solution repository sent when READY: https://github.com/OWNER/REPO.git"
+    )
+    competition_pat_env: str = Field(
+        "MINER_COMPETITION_GITHUB_PAT",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of the environment variable holding the GitHub PAT (read on every poll)",
+    )
+    competition_withdraw: bool = Field(
+        False, description="answer every submission poll WITHDRAWN: leaves the competition for good"
+    )
+
     @field_validator("validator_hotkeys", "upscaler_addrs", "compressor_addrs", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("competition_repository_url")
+    @classmethod
+    def _github_https_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not GITHUB_REPOSITORY_URL.fullmatch(value):
+            message = "must look like https://github.com/OWNER/REPO.git (the form the subnet accepts)"
+            if "@" in value:  # user info: perhaps a token, so the value is not repeated in the error
+                raise PydanticCustomError(WITHHELD_INPUT, message + ", with no credentials in it")
+            raise ValueError(message)
         return value
 
     @model_validator(mode="after")
@@ -92,6 +123,15 @@ class GatewaySettings(ServiceSettings):
         if not warranted:
             kind = "UPSCALER" if self.warrant_task == "UPSCALING" else "COMPRESSOR"
             raise ValueError(f"warrant task {self.warrant_task} needs GATEWAY_{kind}_ADDRS")
+        if self.owner_hotkey and not self.is_local:
+            raise ValueError(
+                "GATEWAY_OWNER_HOTKEY is for GATEWAY_NETWORK=local; on a chain the subnet owner is read from it"
+            )
+        if self.competition_withdraw and self.competition_participate:
+            raise ValueError(
+                "GATEWAY_COMPETITION_WITHDRAW leaves the competition for good; "
+                "it cannot be combined with GATEWAY_COMPETITION_PARTICIPATE"
+            )
         return self
 
     @property

@@ -25,16 +25,14 @@ import bittensor
 from opentelemetry import trace
 
 from miner_gateway.auth import ValidatorDirectory
+from miner_gateway.competition import CompetitionEntry, answer_invitation, answer_submission
 from miner_gateway.config import GatewaySettings
 from miner_gateway.dispatch import Dispatcher
 from miner_gateway.items import compress_items, upscale_items
 from miner_gateway.jobs import PROCESSING, JobKind, JobRunner, JobStoreUnavailable
 from miner_gateway.protocol import (
     CompetitionInvitationProtocol,
-    CompetitionInvitationResponse,
     CompetitionSubmissionProtocol,
-    CompetitionSubmissionResponse,
-    CompetitionSubmissionStatus,
     ContentLength,
     LengthCheckProtocol,
     MinerResponse,
@@ -52,7 +50,6 @@ from miner_gateway.protocol import (
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-NOT_PARTICIPATING = "this miner does not take part in competitions"
 DEFAULT_SYNAPSE_TIMEOUT = 12.0
 JOB_STORE_UNAVAILABLE = "job store unavailable"
 JOB_REFUSED = f"{JOB_STORE_UNAVAILABLE}: job not accepted, try again later"
@@ -88,11 +85,13 @@ class SynapseHandlers:
         directory: ValidatorDirectory,
         dispatcher: Dispatcher,
         jobs: JobRunner,
+        competition: CompetitionEntry | None = None,
     ) -> None:
         self._settings = settings
         self._directory = directory
         self._dispatcher = dispatcher
         self._jobs = jobs
+        self._competition = competition or CompetitionEntry.from_settings(settings)
 
     def attach(self, axon: bittensor.Axon) -> None:
         routes: dict[type[bittensor.Synapse], tuple[Forward, str | None]] = {
@@ -126,7 +125,10 @@ class SynapseHandlers:
     async def blacklist_competition(self, synapse: bittensor.Synapse) -> tuple[bool, str]:
         hotkey = synapse.dendrite.hotkey if synapse.dendrite else None
         reason = self._directory.refuse_competition(hotkey)
-        return (True, reason) if reason else (False, "validator or subnet owner")
+        if reason:
+            log.debug("blacklisted", extra={"route": synapse.name, "hotkey": hotkey, "reason": reason})
+            return True, reason
+        return False, "subnet owner"
 
     async def priority(self, synapse: bittensor.Synapse) -> float:
         return self._directory.stake(synapse.dendrite.hotkey if synapse.dendrite else None)
@@ -232,21 +234,32 @@ class SynapseHandlers:
     async def competition_invitation(
         self, synapse: CompetitionInvitationProtocol
     ) -> CompetitionInvitationProtocol:
-        synapse.invitation_response = CompetitionInvitationResponse(
-            competition_id=synapse.competition_id,
-            echo_nonce=synapse.invitation_nonce,
-            participating=False,
-            refusal_reason=NOT_PARTICIPATING,
+        synapse.invitation_response = answer_invitation(synapse, self._competition)
+        log.info(
+            "competition invitation answered",
+            extra={
+                "competition_id": synapse.competition_id,
+                "participating": synapse.invitation_response.participating,
+                "refusal_reason": synapse.invitation_response.refusal_reason or "",
+                "eligibility_reason_code": synapse.eligibility_reason_code or "",
+            },
         )
         return synapse
 
     async def competition_submission(
         self, synapse: CompetitionSubmissionProtocol
     ) -> CompetitionSubmissionProtocol:
-        synapse.submission_response = CompetitionSubmissionResponse(
-            competition_id=synapse.competition_id,
-            echo_nonce=synapse.request_nonce,
-            status=CompetitionSubmissionStatus.NOT_READY,
-            reason=NOT_PARTICIPATING,
+        synapse.submission_response = answer_submission(synapse, self._competition)
+        log.info(
+            "competition submission answered",
+            extra={
+                "competition_id": synapse.competition_id,
+                "status": synapse.submission_response.status.value,
+                "reason": synapse.submission_response.reason or "",
+                "last_submission_status": synapse.last_submission_status.value,
+                "last_submission_reason_code": synapse.last_submission_reason_code or "",
+                "last_submission_reason_detail": synapse.last_submission_reason_detail or "",
+                "submission_revision": synapse.submission_revision,
+            },
         )
         return synapse

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum, IntEnum
 from typing import Any, ClassVar
 
@@ -193,7 +193,7 @@ class VideoCompressionPollProtocol(Synapse):
     poll_response: PollResponse = Field(default_factory=PollResponse)
 
 
-# Competitions (HEAD, compression only). This miner answers them but never takes part.
+# Competitions (HEAD, compression only). What this miner answers is decided in miner_gateway/competition.py.
 
 
 class CompetitionType(str, Enum):
@@ -215,8 +215,11 @@ class CompetitionSubmissionReviewStatus(str, Enum):
 
 _COMPETITION_ID = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 _DIGEST = r"^[a-f0-9]{64}$"
-_GITHUB_REPOSITORY = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\.git$")
+GITHUB_REPOSITORY_URL = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\.git$")
 _TRANSPORT_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A submission poll is fresh from 30 s in the future to 5 min in the past (the subnet's window).
+_POLL_MAX_AGE = timedelta(minutes=5)
+_POLL_FUTURE_TOLERANCE = timedelta(seconds=30)
 
 
 class CompetitionInvitationResponse(BaseModel):
@@ -247,7 +250,7 @@ class CompetitionSubmissionResponse(BaseModel):
     @field_validator("repository_url")
     @classmethod
     def _github_https_url(cls, value: str) -> str:
-        if value and not _GITHUB_REPOSITORY.fullmatch(value):
+        if value and not GITHUB_REPOSITORY_URL.fullmatch(value):
             raise ValueError("repository_url must be a GitHub HTTPS .git URL")
         return value
 
@@ -268,10 +271,10 @@ class CompetitionInvitationProtocol(Synapse):
     manifest_digest: str = Field("", pattern=_DIGEST)
     registration_deadline: datetime = _TRANSPORT_EPOCH
     invitation_nonce: str = Field("", min_length=16, max_length=128)
-    eligibility_reason_code: str | None = None
-    eligibility_reason_detail: str | None = None
-    observed_alpha_stake: float | None = None
-    minimum_alpha_stake: float | None = None
+    eligibility_reason_code: str | None = Field(None, max_length=128)
+    eligibility_reason_detail: str | None = Field(None, max_length=500)
+    observed_alpha_stake: float | None = Field(None, ge=0, allow_inf_nan=False)
+    minimum_alpha_stake: float = Field(0.0, ge=0, allow_inf_nan=False)
     invitation_response: CompetitionInvitationResponse = Field(default_factory=CompetitionInvitationResponse)
 
     @field_serializer("registration_deadline")
@@ -288,6 +291,13 @@ class CompetitionInvitationProtocol(Synapse):
         if self.registration_deadline.tzinfo is None:
             raise ValueError("registration_deadline must be timezone-aware")
         return self
+
+    def is_open_invitation(self, now: datetime) -> bool:
+        """A real invitation (not the transport defaults) whose registration deadline has not passed."""
+        if now.utcoffset() is None:
+            return False
+        filled = bool(self.competition_id and self.manifest_digest and self.invitation_nonce)
+        return filled and now <= self.registration_deadline
 
 
 class CompetitionSubmissionProtocol(Synapse):
@@ -317,6 +327,13 @@ class CompetitionSubmissionProtocol(Synapse):
         if self.requested_at.tzinfo is None:
             raise ValueError("requested_at must be timezone-aware")
         return self
+
+    def is_fresh_request(self, now: datetime) -> bool:
+        """A real poll (not the transport defaults) sent within the subnet's freshness window of `now`."""
+        if now.utcoffset() is None:
+            return False
+        filled = bool(self.competition_id and self.manifest_digest and self.request_nonce)
+        return filled and -_POLL_FUTURE_TOLERANCE <= now - self.requested_at <= _POLL_MAX_AGE
 
 
 ROUTES: tuple[type[Synapse], ...] = (

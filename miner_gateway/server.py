@@ -25,6 +25,7 @@ from starlette.requests import Request
 from mesh.config import RedisSettings, load_settings
 from mesh.server import ServiceHost
 from miner_gateway.auth import ChainMetagraph, Snapshot, SnapshotSource, ValidatorDirectory
+from miner_gateway.competition import CompetitionEntry
 from miner_gateway.config import GatewaySettings
 from miner_gateway.dispatch import Dispatcher
 from miner_gateway.handlers import SynapseHandlers
@@ -40,6 +41,12 @@ _URL_PASSWORD = re.compile(r"(//[^:/@?#]*:)[^@/?#]*@|(password=)[^&#]*", re.IGNO
 def without_password(url: str) -> str:
     """A Redis URL fit for a message or a log: any password in it (user info or query) replaced by ***."""
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}***@" if m.group(1) else f"{m.group(2)}***", url)
+
+
+def _competition_mode(entry: CompetitionEntry) -> str:
+    if entry.withdraw:
+        return "withdrawn"
+    return f"participating with {entry.repository_url or 'no repository yet'}" if entry.participate else "declining"
 
 
 class StartupError(RuntimeError):
@@ -123,7 +130,7 @@ class Gateway:
     def _default_source(self) -> SnapshotSource:
         if self._chain is not None:
             return self._chain
-        local = Snapshot.local(self.settings.validator_hotkeys)
+        local = Snapshot.local(self.settings.validator_hotkeys, owner=self.settings.owner_hotkey)
 
         async def local_snapshot() -> Snapshot:
             return local
@@ -178,8 +185,9 @@ class Gateway:
         await jobs.start()
         self._closers.append(jobs.close)
 
+        competition = CompetitionEntry.from_settings(settings)
         self.axon = self._build_axon()
-        SynapseHandlers(settings, directory, dispatcher, jobs).attach(self.axon)
+        SynapseHandlers(settings, directory, dispatcher, jobs, competition).attach(self.axon)
         await self._serve_axon()
         if self._chain is not None:
             await self._chain.publish(self.axon)
@@ -203,8 +211,14 @@ class Gateway:
                 "warrant_task": settings.warrant_task,
                 "upscalers": settings.upscaler_addrs,
                 "compressors": settings.compressor_addrs,
+                "competition": _competition_mode(competition),
             },
         )
+        if competition.participate and (gaps := competition.missing()):
+            log.warning(
+                "taking part in competitions, but submission polls will be answered NOT_READY: "
+                + "; ".join(gaps)
+            )
 
     def _build_axon(self) -> GatewayAxon:
         settings = self.settings

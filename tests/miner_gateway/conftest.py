@@ -1,5 +1,5 @@
-"""Gateway fixtures: local wallets, a fake metagraph (no chain here), scripted gRPC backends, a running
-gateway (real bittensor Axon on loopback) and a real Dendrite signing as a validator."""
+"""Gateway fixtures: local wallets, a fake metagraph and subtensor (no chain here), scripted gRPC backends, a
+running gateway (real bittensor Axon on loopback) and real Dendrites signing as a validator or subnet owner."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ class Wallets:
     stranger: Wallet
     registered_miner: Wallet
     poor_validator: Wallet
+    owner: Wallet
 
 
 @pytest.fixture(scope="package")
@@ -75,6 +76,7 @@ def wallets(tmp_path_factory) -> Wallets:
                 "stranger",
                 "registered-miner",
                 "poor-validator",
+                "owner",
             )
         ),
     )
@@ -124,6 +126,7 @@ async def gateway_factory(wallets, redis_url, fake_metagraph, backend):
             axon_port=free_port(),
             network="local",
             validator_hotkeys=[wallets.validator.hotkey.ss58_address],
+            owner_hotkey=wallets.owner.hotkey.ss58_address,
             upscaler_addrs=[backend.address],
             compressor_addrs=[backend.address],
             deadline_margin_seconds=0.5,
@@ -135,7 +138,7 @@ async def gateway_factory(wallets, redis_url, fake_metagraph, backend):
         settings = GatewaySettings(_env_file=None, **values)
 
         async def metagraph_snapshot() -> Snapshot:
-            return Snapshot.from_metagraph(fake_metagraph)
+            return Snapshot.from_metagraph(fake_metagraph, owner=settings.owner_hotkey)
 
         gateway = Gateway(
             settings, wallets.miner, snapshot_source=metagraph_snapshot, redis_url=store_url or redis_url
@@ -159,6 +162,36 @@ async def dendrite(wallets):
     client = bittensor.Dendrite(wallet=wallets.validator)
     yield client
     await client.aclose_session()
+
+
+@pytest.fixture()
+async def owner_dendrite(wallets):
+    """Signs as the subnet owner, the only caller of the competition synapses."""
+    client = bittensor.Dendrite(wallet=wallets.owner)
+    yield client
+    await client.aclose_session()
+
+
+class FakeSubtensor:
+    """Stands in for the chain (none can run here): serves the fake metagraph and the subnet owner, and
+    records the axon the gateway publishes. Everything else in the test is real."""
+
+    def __init__(self, metagraph, owner: str | None, network: str) -> None:
+        self.network = network
+        self._metagraph = metagraph
+        self.owner = owner
+        self.reads: list[tuple[int, bool]] = []
+        self.served: list[tuple[int, str, int]] = []
+
+    def metagraph(self, netuid: int, lite: bool = True):
+        self.reads.append((netuid, lite))
+        return self._metagraph
+
+    def get_subnet_owner_hotkey(self, netuid: int) -> str | None:
+        return self.owner
+
+    def serve_axon(self, netuid: int, axon) -> None:
+        self.served.append((netuid, axon.external_ip, axon.external_port))
 
 
 async def call(

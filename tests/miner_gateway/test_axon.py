@@ -33,7 +33,7 @@ from miner_gateway.protocol import (
     VideoUpscalingProtocol,
 )
 from miner_gateway.server import Gateway
-from tests.miner_gateway.conftest import call, load_fixture, post_raw
+from tests.miner_gateway.conftest import FakeSubtensor, call, load_fixture, post_raw
 from tests.miner_gateway.scripted import result_url
 
 ROUTE_FIXTURES = [
@@ -54,6 +54,9 @@ ROUTE_FIXTURES = [
 ]
 
 
+COMPETITION_ROUTES = (CompetitionInvitationProtocol, CompetitionSubmissionProtocol)
+
+
 def urls(*behaviours: str) -> list[str]:
     return [f"https://v.test/{behaviour}/{index}.mp4" for index, behaviour in enumerate(behaviours)]
 
@@ -71,9 +74,10 @@ def produced(response: bittensor.Synapse) -> list[str]:
     ids=[f"{cls.__name__}-{name.removesuffix('.json')}" for cls, name in ROUTE_FIXTURES],
 )
 async def test_every_route_answers_request_bodies_of_every_era(
-    gateway, dendrite, synapse_class, fixture
+    gateway, dendrite, owner_dendrite, synapse_class, fixture
 ) -> None:
-    response = await post_raw(dendrite, gateway, synapse_class, load_fixture(fixture))
+    caller = owner_dendrite if synapse_class in COMPETITION_ROUTES else dendrite
+    response = await post_raw(caller, gateway, synapse_class, load_fixture(fixture))
     assert response.status_code == 200, response.text
     answered = synapse_class(**response.json())
     body = load_fixture(fixture)
@@ -160,7 +164,6 @@ async def test_blacklisted_hotkey_never_reaches_a_service(gateway, wallets, back
                 job_id="j1", miner_payload=CompressionMinerPayload(reference_video_urls=urls("ok"))
             ),
             TaskWarrantProtocol(),
-            CompetitionInvitationProtocol(),
         ):
             response = await call(outsider, gateway, synapse)
             assert response.dendrite.status_code == 403
@@ -395,9 +398,10 @@ async def test_job_store_that_never_answers_is_a_refusal_before_the_deadline(
     ],
 )
 async def test_malformed_payloads_are_answered_with_a_reason(
-    gateway, dendrite, backend, synapse_class, body, mentions
+    gateway, dendrite, owner_dendrite, backend, synapse_class, body, mentions
 ) -> None:
-    response = await post_raw(dendrite, gateway, synapse_class, body)
+    caller = owner_dendrite if synapse_class in COMPETITION_ROUTES else dendrite
+    response = await post_raw(caller, gateway, synapse_class, body)
     assert response.status_code == 400
     assert mentions in response.json()["message"]
     assert backend.script.requests == []
@@ -408,21 +412,6 @@ async def test_body_that_is_not_json_is_answered_and_the_gateway_keeps_serving(g
     response = await post_raw(dendrite, gateway, VideoUpscalingProtocol, "{not json")
     assert 400 <= response.status_code < 500
     assert (await call(dendrite, gateway, TaskWarrantProtocol())).warrant_task is TaskType.UPSCALING
-
-
-async def test_competition_synapses_are_answered_not_participating(gateway, dendrite) -> None:
-    invitation = await call(
-        dendrite, gateway, CompetitionInvitationProtocol(**load_fixture("competition_invitation.json"))
-    )
-    assert invitation.dendrite.status_code == 200
-    reply = invitation.invitation_response
-    assert (reply.participating, reply.competition_id) == (False, "compression-2026-08")
-    assert reply.refusal_reason and reply.supported_competition_type is None
-    submission = await call(
-        dendrite, gateway, CompetitionSubmissionProtocol(**load_fixture("competition_submission.json"))
-    )
-    answer = submission.submission_response
-    assert (answer.status.value, answer.repository_url, answer.github_pat) == ("NOT_READY", "", "")
 
 
 async def test_one_span_per_synapse_with_its_context_propagated_to_the_services(
@@ -460,34 +449,12 @@ async def test_one_span_per_synapse_with_its_context_propagated_to_the_services(
     assert {parent.split("-")[2] for parent in backend.script.traceparents} == item_span_ids
 
 
-class FakeSubtensor:
-    """Stands in for the chain (none can run here): serves the fake metagraph and the subnet owner, and
-    records the axon the gateway publishes. Everything else in the test is real."""
-
-    def __init__(self, metagraph, owner: str, network: str) -> None:
-        self.network = network
-        self._metagraph = metagraph
-        self._owner = owner
-        self.reads: list[tuple[int, bool]] = []
-        self.served: list[tuple[int, str, int]] = []
-
-    def metagraph(self, netuid: int, lite: bool = True):
-        self.reads.append((netuid, lite))
-        return self._metagraph
-
-    def get_subnet_owner_hotkey(self, netuid: int) -> str:
-        return self._owner
-
-    def serve_axon(self, netuid: int, axon) -> None:
-        self.served.append((netuid, axon.external_ip, axon.external_port))
-
-
 async def test_chain_mode_reads_the_metagraph_and_publishes_the_axon(
     wallets, redis_url, fake_metagraph, backend, monkeypatch
 ) -> None:
     """With a real network name the gateway reads validators, stake and owner from the subtensor (re-synced)
     and announces its axon there; the stranger is turned away, but as subnet owner it may reach the
-    competition routes."""
+    competition routes, which the validator may not."""
     chains: list[FakeSubtensor] = []
 
     def subtensor(network: str) -> FakeSubtensor:
@@ -512,6 +479,7 @@ async def test_chain_mode_reads_the_metagraph_and_publishes_the_axon(
         assert (await call(stranger, gateway, TaskWarrantProtocol())).dendrite.status_code == 403
         invitation = CompetitionInvitationProtocol(**load_fixture("competition_invitation.json"))
         assert (await call(stranger, gateway, invitation)).dendrite.status_code == 200
+        assert (await call(validator, gateway, invitation)).dendrite.status_code == 403
         await asyncio.sleep(0.5)
         assert len(chains[0].reads) >= 2 and all(read == (85, True) for read in chains[0].reads)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import bittensor
@@ -15,6 +16,7 @@ from miner_gateway.protocol import (
     CompetitionInvitationProtocol,
     CompetitionInvitationResponse,
     CompetitionSubmissionProtocol,
+    CompetitionSubmissionResponse,
     CompressionMinerPayload,
     ContentLength,
     LengthCheckProtocol,
@@ -191,3 +193,59 @@ def test_competition_reply_for_another_competition_is_rejected() -> None:
         invitation.invitation_response = CompetitionInvitationResponse(competition_id="other-one")
     with pytest.raises(ValidationError):
         CompetitionInvitationResponse(participating=True)
+
+
+def test_competition_fields_keep_the_subnets_defaults_and_limits() -> None:
+    """Spec §1.2/§1.3: what the owner's validator may send parses here, and what it would refuse is refused."""
+    invitation, submission = CompetitionInvitationProtocol(), CompetitionSubmissionProtocol()
+    assert (invitation.protocol_version, submission.protocol_version) == (2, 3)
+    assert invitation.minimum_alpha_stake == 0.0 and invitation.observed_alpha_stake is None
+    assert invitation.registration_deadline == submission.requested_at == datetime(1970, 1, 1, tzinfo=UTC)
+    assert submission.last_submission_status.value == "NOT_RECEIVED" and submission.submission_revision == 0
+    for bad in (
+        {"eligibility_reason_code": "X" * 129},
+        {"eligibility_reason_detail": "x" * 501},
+        {"observed_alpha_stake": -1.0},
+        {"observed_alpha_stake": float("inf")},
+        {"minimum_alpha_stake": -1.0},
+        {"competition_id": "Upper-Case"},
+        {"invitation_nonce": "short"},
+    ):
+        with pytest.raises(ValidationError):
+            CompetitionInvitationProtocol(**bad)
+    for bad in ({"last_pinned_commit_sha": "abc"}, {"submission_revision": -1}, {"manifest_digest": "f" * 63}):
+        with pytest.raises(ValidationError):
+            CompetitionSubmissionProtocol(**bad)
+
+
+def test_submission_reply_rules_match_the_subnets_model() -> None:
+    ready = {"status": "READY", "repository_url": "https://github.com/a-b/c.d_e.git", "github_pat": "tok"}
+    assert "tok" not in repr(CompetitionSubmissionResponse(**ready))
+    for bad in (
+        {**ready, "github_pat": ""},
+        {**ready, "repository_url": ""},
+        {**ready, "repository_url": "https://github.com/a/c"},
+        {**ready, "repository_url": "https://x:tok@github.com/a/c.git"},
+        {"status": "NOT_READY", "repository_url": ready["repository_url"]},
+        {"status": "WITHDRAWN", "github_pat": "tok"},
+        {"reason": "r" * 257},
+    ):
+        with pytest.raises(ValidationError):
+            CompetitionSubmissionResponse(**bad)
+
+
+def test_invitation_window_and_poll_freshness_follow_the_subnet() -> None:
+    now = datetime(2026, 9, 1, 12, tzinfo=UTC)
+    filled = {"competition_id": "comp-01", "manifest_digest": "a" * 64}
+    invitation = CompetitionInvitationProtocol(
+        **filled, invitation_nonce="n" * 32, registration_deadline=now
+    )
+    assert invitation.is_open_invitation(now)
+    assert not invitation.is_open_invitation(now + timedelta(microseconds=1))
+    assert not invitation.is_open_invitation(now.replace(tzinfo=None))
+    assert not CompetitionInvitationProtocol(registration_deadline=now).is_open_invitation(now - timedelta(1))
+    for age, fresh in ((timedelta(minutes=5), True), (timedelta(minutes=5, seconds=1), False),
+                       (timedelta(seconds=-30), True), (timedelta(seconds=-31), False)):
+        poll = CompetitionSubmissionProtocol(**filled, request_nonce="n" * 32, requested_at=now - age)
+        assert poll.is_fresh_request(now) is fresh, age
+    assert not CompetitionSubmissionProtocol(requested_at=now).is_fresh_request(now)
