@@ -73,3 +73,18 @@ def test_pm2_ecosystem_sends_sigterm_to_every_service() -> None:
     apps = json.loads(subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout)
     assert {app["name"] for app in apps} == set(MESH_SERVICES)
     assert all(app["kill_signal"] == "SIGTERM" and app["autorestart"] for app in apps)
+
+
+def test_only_the_gateway_gets_the_competition_pat(tmp_path: Path) -> None:
+    """deploy/gateway-secrets.env (docs/deploy.md, "Entering the compression competition") reaches the gateway's
+    environment and no other service's."""
+    shutil.copy(DEPLOY / "compose.yml", tmp_path / "compose.yml")
+    (tmp_path / "gateway-secrets.env").write_text("MINER_COMPETITION_GITHUB_PAT=github_pat_test\n")
+    binary = Path(compose.__file__).parent / "docker-compose"
+    resolved = subprocess.run([binary, "-f", tmp_path / "compose.yml", "config", "--format", "json"],
+                              capture_output=True, text=True, check=True)
+    services = json.loads(resolved.stdout)["services"]
+    holders = {name for name, service in services.items()
+               if "MINER_COMPETITION_GITHUB_PAT" in (service.get("environment") or {})}
+    assert holders == {"gateway"}
+    assert services["gateway"]["environment"]["MINER_COMPETITION_GITHUB_PAT"] == "github_pat_test"

@@ -16,6 +16,7 @@ import bittensor
 import pytest
 import redis
 
+from mesh.config import ConfigError, load_settings
 from mesh.embedded import free_port
 from mesh.logs import configure_logging
 from miner_gateway.competition import (
@@ -32,6 +33,7 @@ from tests.miner_gateway.conftest import FakeSubtensor, call
 
 REPOSITORY = "https://github.com/vidaio-mesh/compression-entry.git"
 OWNER_ONLY = "competition requests are restricted to the subnet owner"
+LOCAL = {"_env_file": None, "network": "local", "validator_hotkeys": ["5V"], "upscaler_addrs": ["127.0.0.1:1"]}
 COMPETITION_SPANS = {"synapse CompetitionInvitationProtocol", "synapse CompetitionSubmissionProtocol"}
 
 
@@ -184,7 +186,7 @@ async def test_invitations_are_answered_as_configured(gateway_factory, owner_den
 
 
 async def test_submission_polls_are_answered_as_configured(
-    gateway_factory, entered, owner_dendrite, pat, monkeypatch
+    gateway_factory, entered, owner_dendrite, pat, monkeypatch, caplog
 ) -> None:
     name, token = pat
     sent = poll()
@@ -210,6 +212,8 @@ async def test_submission_polls_are_answered_as_configured(
     monkeypatch.setenv(name, token)
     no_repository = await gateway_factory(competition_participate=True, competition_pat_env=name)
     assert not_ready((await call(owner_dendrite, no_repository, poll())).submission_response, NOT_CONFIGURED)
+    [warning] = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert "NOT_READY: GATEWAY_COMPETITION_REPOSITORY_URL is empty" in warning and token not in warning
     declining = await gateway_factory(competition_pat_env=name)
     assert not_ready((await call(owner_dendrite, declining, poll())).submission_response, NOT_PARTICIPATING)
 
@@ -282,3 +286,29 @@ def stored_value(store: redis.Redis, key: bytes) -> bytes:
     if kind == "zset":
         return b"".join(store.zrange(key, 0, -1))
     return store.dump(key) or b""
+
+
+@pytest.mark.parametrize(
+    ("settings", "mentions"),
+    [
+        ({"competition_repository_url": "https://gitlab.com/a/b.git"}, "https://gitlab.com/a/b.git"),
+        ({"competition_repository_url": "https://github.com/a/b"}, "GATEWAY_COMPETITION_REPOSITORY_URL"),
+        ({"competition_pat_env": "MY-PAT"}, "GATEWAY_COMPETITION_PAT_ENV"),
+        ({"competition_withdraw": True, "competition_participate": True}, "GATEWAY_COMPETITION_WITHDRAW"),
+        ({"owner_hotkey": "5F", "network": "finney", "validator_hotkeys": []}, "GATEWAY_OWNER_HOTKEY"),
+    ],
+)
+def test_bad_competition_settings_stop_the_start_with_a_clear_error(settings, mentions) -> None:
+    with pytest.raises(ConfigError, match="invalid configuration") as stopped:
+        load_settings(GatewaySettings, **{**LOCAL, **settings})
+    assert mentions in str(stopped.value)
+
+
+def test_a_repository_url_holding_a_token_is_refused_without_repeating_it() -> None:
+    token = f"ghp_{secrets.token_hex(18)}"
+    with pytest.raises(ConfigError) as stopped:
+        load_settings(GatewaySettings, **LOCAL, competition_repository_url=f"https://x:{token}@github.com/a/b.git")
+    assert "GATEWAY_COMPETITION_REPOSITORY_URL" in str(stopped.value) and "value withheld" in str(stopped.value)
+    assert token not in str(stopped.value)
+    entry = load_settings(GatewaySettings, **LOCAL, competition_repository_url=f" {REPOSITORY} ")
+    assert entry.competition_repository_url == REPOSITORY
