@@ -40,6 +40,8 @@ def export(
     source_root: Annotated[list[Path] | None, typer.Option(help="Where those packages live (default: this "
                                                                 "repository); repeatable.")] = None,
     replace: Annotated[bool, typer.Option(help="Clear an existing export (everything but .git) first.")] = False,
+    sdk_extras: Annotated[bool, typer.Option(help="Also copy the Modal build script and the warm-up fixture (a "
+                                                  "binary clip) that the subnet SDK's own validate needs.")] = False,
 ) -> None:
     """Write the solution repository (competition spec §2) and check it with the subnet's static rules."""
     from vidaio_cli.competition_export import ExportRefused, export_solution
@@ -48,7 +50,8 @@ def export(
     spec = AppSpec(app=app, vendored=tuple(name.strip() for name in vendor.split(",") if name.strip()),
                    source_roots=tuple(path.resolve() for path in source_root or [REPO_ROOT]))
     try:
-        result = export_solution(subnet_repo, out, gpu=gpu, cpus=cpus, spec=spec, replace=replace)
+        result = export_solution(subnet_repo, out, gpu=gpu, cpus=cpus, spec=spec, replace=replace,
+                                 with_sdk_extras=sdk_extras)
     except (ExportRefused, VendorError) as exc:
         typer.echo(f"export refused: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -10,6 +10,7 @@ the subnet's 1000-byte rule."""
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -102,7 +103,10 @@ class _Resolver:
 
 def _imports(path: Path, module: str) -> Iterable[tuple[str, bool, int]]:
     """(name, must_be_a_module, line) for each import; `from a import b` yields a (module) and a.b (maybe not)."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError) as exc:
+        raise VendorError(f"{path} does not parse: {exc}") from exc
     package_parts = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -120,8 +124,13 @@ def _imports(path: Path, module: str) -> Iterable[tuple[str, bool, int]]:
                     yield f"{base}.{alias.name}", False, node.lineno
 
 
+@functools.cache
+def _distributions_by_module() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
 def _distribution_of(top: str) -> str | None:
-    candidates = metadata.packages_distributions().get(top, [])
+    candidates = _distributions_by_module().get(top, [])
     candidates = [name for name in candidates if canonicalize_name(name) != PROJECT_DISTRIBUTION]
     if not candidates:
         return None

@@ -9,6 +9,7 @@ import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,9 @@ def test_the_image_recipe_installs_ffprobe_and_pinned_requirements(exported):
     names = {line.split("==")[0].lower() for line in requirements}
     assert {"uvicorn", "imageio-ffmpeg"} <= names and not names & {"grpcio", "protobuf", "vidaio-mesh"}
     assert (exported / "requirements.txt").read_text() == (service / "requirements.txt").read_text()
+    lint = subprocess.run([Path(sys.executable).parent / "hadolint", service / "Dockerfile"], capture_output=True,
+                          text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_the_export_carries_no_stubs_binaries_or_long_lines(exported):
@@ -99,6 +103,25 @@ def test_the_cli_export_goes_through_and_reports_accepted(tmp_path, subnet_check
     (out / "stale.txt").write_text("from an older export")
     assert run_cli(*args, "--replace").exit_code == 0
     assert (out / ".git").is_dir() and not (out / "stale.txt").exists()
+
+
+def test_sdk_extras_are_copied_byte_for_byte_and_only_when_asked(tmp_path, subnet_checkout, accept_fabricated_sdk,
+                                                                  standin_sources):
+    with pytest.raises(ExportRefused, match="scripts/competition_modal_build.py"):
+        export_solution(subnet_checkout, tmp_path / "refused", spec=standin_spec(standin_sources),
+                        with_sdk_extras=True)
+    extras = {"scripts/competition_modal_build.py": b'"""Fabricated Modal build script."""\n',
+              "competitions/fixtures/compression_warmup_input.mp4": bytes(range(256)),
+              "competitions/fixtures/README.md": b"fabricated fixture notes\n"}
+    for relative, content in extras.items():
+        (subnet_checkout / relative).parent.mkdir(parents=True, exist_ok=True)
+        (subnet_checkout / relative).write_bytes(content)
+    plain = export_solution(subnet_checkout, tmp_path / "plain", spec=standin_spec(standin_sources))
+    assert not (plain.out / "scripts").exists() and not (plain.out / "competitions").exists()
+    full = export_solution(subnet_checkout, tmp_path / "full", spec=standin_spec(standin_sources),
+                           with_sdk_extras=True)
+    assert {relative: (full.out / relative).read_bytes() for relative in extras} == extras
+    assert full.findings == []
 
 
 @pytest.mark.parametrize(("gpu", "cpus"), [("H100", None), (None, 0), (None, 33)])
@@ -135,6 +158,7 @@ def test_the_compressor_core_vendors_without_its_grpc_edge(standin_sources):
     ("from janitor_svc.config import JanitorSettings\n", "imports janitor_svc.config: neither vendored"),
     ("import not_a_module_anywhere\n", "neither vendored"),
     ("from mesh.no_such_module import thing\n", "not a module of the vendored packages"),
+    ("def broken(:\n", "does not parse"),
 ])
 def test_vendoring_refuses_what_the_image_cannot_import(standin_sources, source, message):
     with pytest.raises(VendorError, match=message):
