@@ -199,24 +199,25 @@ def plan_vendoring(spec: AppSpec) -> VendorPlan:
                 raise VendorError(f"{where} imports {name}: neither vendored ({', '.join(spec.vendored)}), the "
                                   "standard library, nor an installed distribution")
     plan = VendorPlan(requirements=pinned_requirements(third_party))
+    folders: dict[Path, Path] = {}
     for path in sorted(seen):
         root = resolver.roots[resolver.module_name(path).split(".")[0]]
         plan.files[path.relative_to(root).as_posix()] = path
-    for package in {relative.split("/")[0] for relative in plan.files}:
-        plan.files.update(_package_data(resolver.roots[package], package))
+        folders[path.parent] = root
+    for folder, root in sorted(folders.items()):
+        plan.files.update(_package_data(folder, root))
     return plan
 
 
-def _package_data(root: Path, package: str) -> dict[str, Path]:
-    """Non-Python files a vendored package reads at run time (e.g. compressor_svc/data/*.json); sub-packages are
-    left to the closure, so generated stubs never travel as data."""
+def _package_data(directory: Path, root: Path) -> dict[str, Path]:
+    """Non-Python files beside a vendored module that the code reads at run time (e.g. compressor_svc/data/*.json).
+    Folders that are packages of their own are left to the closure, so generated stubs never travel as data."""
     files = {}
-    for path in sorted((root / package).rglob("*")):
-        relative = path.relative_to(root)
-        inner = relative.parts[1:-1]
-        if not path.is_file() or path.suffix in NOT_COPIED_SUFFIXES or "__pycache__" in relative.parts:
+    for path in sorted(directory.rglob("*")):
+        between = path.parent.relative_to(directory).parts
+        if not path.is_file() or path.suffix in NOT_COPIED_SUFFIXES or "__pycache__" in between:
             continue
-        if any((root / package).joinpath(*inner[: depth + 1], "__init__.py").is_file() for depth in range(len(inner))):
+        if any(directory.joinpath(*between[: depth + 1], "__init__.py").is_file() for depth in range(len(between))):
             continue
-        files[relative.as_posix()] = path
+        files[path.relative_to(root).as_posix()] = path
     return files

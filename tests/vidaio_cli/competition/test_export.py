@@ -152,6 +152,18 @@ def test_the_compressor_core_vendors_without_its_grpc_edge(standin_sources):
     assert {"scenedetect", "av", "numpy", "imageio-ffmpeg", "uvicorn"} <= names
 
 
+def test_data_beside_vendored_modules_travels_with_them(standin_sources):
+    presets = standin_sources / "competition_app" / "presets"
+    (presets / "tables").mkdir(parents=True)
+    (presets / "__init__.py").write_text("")
+    (presets / "tables" / "crf.json").write_text("{}")
+    (standin_sources / "competition_app" / "__pycache__").mkdir()
+    (standin_sources / "competition_app" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
+    files = set(plan_vendoring(standin_spec(standin_sources)).files)
+    assert {"competition_app/presets/__init__.py", "competition_app/presets/tables/crf.json"} <= files
+    assert not [relative for relative in files if "__pycache__" in relative or relative.startswith("mesh/v1")]
+
+
 @pytest.mark.parametrize(("source", "message"), [
     ("import mesh.rpc\n", "imports grpc"),
     ("from mesh.v1 import common_pb2\n", "imports mesh.v1"),
