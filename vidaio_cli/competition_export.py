@@ -115,12 +115,15 @@ def sdk_extras(subnet_repo: Path) -> dict[str, bytes]:
 
 
 def _prepare_out(out: Path, replace: bool) -> None:
-    """An empty (or absent) folder, or a clone holding only .git; --replace clears everything but .git."""
+    """An empty (or absent) folder, or a clone holding only .git; --replace clears everything but .git, and only
+    in a folder that holds an earlier export."""
     if out.exists() and not out.is_dir():
         raise ExportRefused(f"{out} exists and is not a folder")
     present = [entry for entry in out.iterdir() if entry.name != ".git"] if out.exists() else []
     if present and not replace:
         raise ExportRefused(f"{out} is not empty ({present[0].name}, ...); pass --replace to regenerate it")
+    if present and not (out / rules.DESCRIPTOR).is_file():
+        raise ExportRefused(f"{out} holds no {rules.DESCRIPTOR}: --replace clears earlier exports only")
     for entry in present:
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

@@ -46,7 +46,6 @@ def _executable_sources(repo: Repository) -> Iterator[tuple[str, bytes]]:
             yield relative, repo.read(relative)
 
 
-
 def check_lfs_pointers(repo: Repository) -> list[Finding]:
     findings = []
     for relative, path in repo.files.items():

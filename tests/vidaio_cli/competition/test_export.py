@@ -103,6 +103,12 @@ def test_the_cli_export_goes_through_and_reports_accepted(tmp_path, subnet_check
     (out / "stale.txt").write_text("from an older export")
     assert run_cli(*args, "--replace").exit_code == 0
     assert (out / ".git").is_dir() and not (out / "stale.txt").exists()
+    not_an_export = tmp_path / "documents"
+    not_an_export.mkdir()
+    (not_an_export / "keep.txt").write_text("someone's file")
+    refused = run_cli(*args[:5], str(not_an_export), *args[6:], "--replace")
+    assert refused.exit_code == 2 and "clears earlier exports only" in refused.output
+    assert (not_an_export / "keep.txt").is_file()
 
 
 def test_sdk_extras_are_copied_byte_for_byte_and_only_when_asked(tmp_path, subnet_checkout, accept_fabricated_sdk,
