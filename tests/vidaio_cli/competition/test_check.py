@@ -15,6 +15,7 @@ import pytest
 from tests.vidaio_cli.competition.support import run_cli
 from vidaio_cli import competition_rules
 from vidaio_cli.competition_rules import ACCEPTED, REJECTED, REVIEW_REQUIRED, validate, verdict
+from vidaio_cli.competition_vendor import REPO_ROOT
 
 SERVICE = "miner/compression"
 
@@ -176,3 +177,16 @@ def test_remote_downloads_need_review_but_a_plain_run_wget_does_not(exported):
     assert verdict(findings) == REVIEW_REQUIRED
     result = run_cli("competition", "check", str(exported), "--static-only")
     assert result.exit_code == 1 and "REVIEW_REQUIRED" in result.output
+
+
+@pytest.mark.skipif(not (REPO_ROOT / "competition_app" / "app.py").is_file(),
+                    reason="the project's competition_app is not in this checkout yet (it arrives with its own branch)")
+def test_the_project_route_service_exports_and_passes_the_full_check(tmp_path, subnet_checkout, accept_fabricated_sdk):
+    """The real app with the default package list: vendored, statically accepted, and serving the warm-up clip."""
+    out = tmp_path / "entry"
+    result = run_cli("competition", "export", "--subnet-repo", str(subnet_checkout), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert (out / SERVICE / "compressor_svc/compressor.py").is_file()
+    checked = run_cli("competition", "check", str(out), "--health-timeout", "120", "--compress-timeout", "600")
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.strip() == "ACCEPTED (static rules and the warm-up run)"
