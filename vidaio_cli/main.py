@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import typer
 
-from vidaio_cli import bench, compress, demo, infra, score, upscale
+from vidaio_cli import bench, competition, compress, demo, infra, score, upscale
 
 app = typer.Typer(help="vidaio-mesh: run, check and score a Vidaio (subnet 85) miner mesh.",
                   no_args_is_help=True, add_completion=False)
 
-for module in (infra, upscale, compress, demo, bench, score):
+for module in (infra, upscale, compress, demo, bench, score, competition):
     module.register(app)
