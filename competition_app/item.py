@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from competition_app import fallback
 from competition_app.contract import Item
 from compressor_svc.compressor import compress
 from compressor_svc.job import CompressJob, CompressOptions
 from mesh.codecs import NVENC_ENCODERS
+from mesh.errors import DeadlineTooShort
 from mesh.ffmpeg import nvenc_available, run_ffmpeg
 from mesh.media import MediaFacts, probe
 
@@ -32,7 +34,11 @@ log = logging.getLogger(__name__)
 # The scorer's limits (subnet competition/scoring.py).
 BITRATE_CAP_FACTOR = 1.10
 MIN_RATIO = 1.25
-MUX_SECONDS = 30.0
+# After the core: the mux, the audio check and the move each read the source or the output once.
+FINISH_SECONDS = 8.0
+FINISH_BYTES_PER_SECOND = 150e6
+# A VBR retry aims this far under the cap, scaled by how far the first output overshot it.
+RETRY_HEADROOM = 0.95
 
 
 class OutputRejected(RuntimeError):
@@ -65,18 +71,44 @@ async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow
     try:
         job = CompressJob(plan.item.vmaf_threshold, "av1", plan.item.codec_mode, plan.item.bitrate_mbps)
         options = CompressOptions(threads=threads, allow_hardware=allow_hardware)
-        budget = deadline - time.monotonic() - MUX_SECONDS
-        outcome = await compress(plan.source, work / "core", job, options, budget_seconds=budget,
-                                 facts=plan.facts)
-        log.info("%s: %s VMAF-NEG %.2f ratio %.2f (%s)", plan.output.name, outcome.encoder, outcome.vmaf_neg,
-                 outcome.ratio, outcome.note or "as planned")
+        finish = deadline - FINISH_SECONDS - 3 * plan.facts.size_bytes / FINISH_BYTES_PER_SECOND
+        core_until = finish - fallback.SHARE * (finish - time.monotonic())
+        try:
+            outcome = await _encode(plan, job, options, work / "core", core_until)
+            cap = _cap(plan.item)
+            if cap and outcome.media.bit_rate > cap:
+                # The core sizes its split by prediction; when the file overshoots, search again under a
+                # lower cap scaled by the overshoot (in the time left: the core plans for it).
+                job = CompressJob(job.threshold, "av1", "VBR",
+                                  job.bitrate_mbps * RETRY_HEADROOM * cap / outcome.media.bit_rate)
+                outcome = await _encode(plan, job, options, work / "retry", core_until)
+            video = outcome.output
+        except DeadlineTooShort:
+            log.warning("%s: no verified output in time, the fallback encode runs", plan.output.name)
+            video = await fallback.encode(plan.facts, plan.item, work / "fallback.mp4", threads=threads,
+                                          allow_hardware=allow_hardware, timeout=finish - time.monotonic())
         final = work / "final.mp4"
-        await mux(outcome.output, plan.facts, final, timeout=max(5.0, deadline - time.monotonic()))
+        await mux(video, plan.facts, final, timeout=max(5.0, deadline - time.monotonic()))
         await check(final, plan)
         await asyncio.to_thread(publish, final, plan.output)
         return plan.output
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def _encode(plan: Plan, job: CompressJob, options: CompressOptions, work: Path, until: float):
+    outcome = await compress(plan.source, work, job, options, budget_seconds=until - time.monotonic(),
+                             facts=plan.facts)
+    log.info("%s: %s VMAF-NEG %.2f ratio %.2f %d b/s (%s)", plan.output.name, outcome.encoder, outcome.vmaf_neg,
+             outcome.ratio, outcome.media.bit_rate, outcome.note or "as planned")
+    return outcome
+
+
+def _cap(item: Item) -> int | None:
+    """The scorer's bitrate cap in bits per second (int, as it compares), None in CRF mode."""
+    if item.codec_mode == "VBR" and item.target_bitrate:
+        return int(item.target_bitrate * BITRATE_CAP_FACTOR)
+    return None
 
 
 def aspect_args(facts: MediaFacts) -> list[str]:
@@ -116,10 +148,9 @@ async def check(output: Path, plan: Plan) -> None:
     if source.has_audio and await audio_fingerprint(output, output.parent) != \
             await audio_fingerprint(source.path, output.parent):
         raise OutputRejected("audio packets differ from the source's")
-    if item.codec_mode == "VBR" and item.target_bitrate:
-        cap = int(item.target_bitrate * BITRATE_CAP_FACTOR)
-        if not 0 < facts.bit_rate <= cap:
-            raise OutputRejected(f"video bitrate {facts.bit_rate} over the cap {cap}")
+    cap = _cap(item)
+    if cap and not 0 < facts.bit_rate <= cap:
+        raise OutputRejected(f"video bitrate {facts.bit_rate} over the cap {cap}")
     problems = [
         (facts.size_bytes >= source.size_bytes, "not smaller than the source"),
         (facts.codec != "av1", f"codec {facts.codec}"),

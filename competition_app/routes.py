@@ -79,10 +79,10 @@ class Routes:
         if not accepted:
             return [None] * len(items)
         works = [video_work(plan.facts.duration, plan.facts.width, plan.facts.height) for plan in accepted]
-        timeout = batch_timeout(works, settings.deadline_floor_seconds)
+        timeout = settings.batch_timeout_seconds or batch_timeout(works, settings.deadline_floor_seconds)
         deadline = started + usable_seconds(timeout, settings.margin_seconds, settings.margin_fraction)
         threads = max(1, (settings.cpus or available_cpus()) // len(accepted))
-        log.info("batch of %d, %d accepted: timeout %d s, %d threads per item", len(items), len(accepted),
+        log.info("batch of %d, %d accepted: timeout %g s, %d threads per item", len(items), len(accepted),
                  timeout, threads)
 
         async def one(plan) -> str | None:

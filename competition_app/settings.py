@@ -18,6 +18,7 @@ class CompetitionSettings(BaseSettings):
     output_root: Path = Field(Path("/output"), description="outputs are written only under here")
     scratch_dir: Path = Field(Path(tempfile.gettempdir()), description="work files (never under the output root)")
     deadline_floor_seconds: float = Field(180.0, gt=0, description="the smallest batch timeout a manifest sets")
+    batch_timeout_seconds: float = Field(0.0, ge=0, description="the batch timeout when known; 0 = the formula's")
     margin_seconds: float = Field(12.0, ge=0, description="kept back from the deadline for the mux and the move")
     margin_fraction: float = Field(0.08, ge=0, lt=0.5, description="kept back too, as a share of the deadline")
     cpus: int = Field(0, ge=0, le=256, description="cores to use; 0 = what the cgroup allows")

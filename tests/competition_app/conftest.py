@@ -4,11 +4,13 @@ helpers the tests check outputs with: pyav for what ffprobe reports, ffmpeg for 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -78,10 +80,10 @@ class Service:
         return {path for path in self.outputs.rglob("*") if not path.is_dir()}
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """`python -m uvicorn competition_app.app:app` on a loopback socket it inherits (no port race)."""
-    root = tmp_path_factory.mktemp("competition")
+@contextlib.contextmanager
+def running_service(root: Path, **settings: str) -> Iterator[Service]:
+    """`python -m uvicorn competition_app.app:app` on a loopback socket it inherits (no port race), with
+    roots under `root` and COMPETITION_<KEY> = value for each of `settings`."""
     for folder in ("evaluation-inputs/inputs", "output/evaluations", "outside", "scratch"):
         (root / folder).mkdir(parents=True)
     sock = socket.socket()
@@ -90,6 +92,7 @@ def service(tmp_path_factory):
     env = dict(os.environ, PYTHONPATH=str(REPO), COMPETITION_INPUT_ROOT=str(root / "evaluation-inputs"),
                COMPETITION_OUTPUT_ROOT=str(root / "output"), COMPETITION_SCRATCH_DIR=str(root / "scratch"),
                COMPETITION_CPUS="2", COMPETITION_ALLOW_HARDWARE="false")
+    env.update({f"COMPETITION_{key.upper()}": value for key, value in settings.items()})
     log = open(root / "service.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "competition_app.app:app", "--fd", str(sock.fileno())],
                             cwd=REPO, env=env, pass_fds=[sock.fileno()], stdout=log, stderr=subprocess.STDOUT)
@@ -111,3 +114,9 @@ def service(tmp_path_factory):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    with running_service(tmp_path_factory.mktemp("competition")) as running:
+        yield running

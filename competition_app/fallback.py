@@ -1,0 +1,47 @@
+"""The last resort when the core has no verified output in time: one encode of the whole clip at the
+encoder's fastest preset and a conservative quality (its typical q for the threshold plus a margin), not
+measured. Under a VBR cap the encoder's own rate cap is set below it too. An unmeasured output may land in
+the soft zone, but it still counts for coverage and earns some score; a null earns nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from competition_app.contract import Item
+from mesh.codecs import select_encoder
+from mesh.ffmpeg import run_ffmpeg
+from mesh.media import MediaFacts
+
+# Of an item's time, the share kept back for this encode (the core plans with the rest).
+SHARE = 0.2
+SAFE_MARGIN_VMAF = 3.0
+# The encoder's rate cap, as a share of the scorer's (encoders overshoot a little on short clips).
+CAP_SHARE = 0.8
+
+
+def encode_args(facts: MediaFacts, item: Item, dest: Path, *, threads: int, allow_hardware: bool) -> list[str]:
+    encoder = select_encoder("av1", allow_hardware=allow_hardware)
+    q = encoder.guess(item.vmaf_threshold + SAFE_MARGIN_VMAF)
+    codec = encoder.args(q, encoder.presets[-1], threads=threads)
+    if item.codec_mode == "VBR" and item.target_bitrate:
+        cap = int(item.target_bitrate * 1.10 * CAP_SHARE)
+        if encoder.hardware:
+            codec += ["-maxrate", str(cap), "-bufsize", str(2 * cap)]
+        else:  # SVT-AV1's capped CRF
+            at = codec.index("-svtav1-params") + 1
+            codec[at] += f":mbr={cap // 1000}"
+    colour = []
+    for option, value in (("-color_primaries", facts.color_primaries), ("-color_trc", facts.color_transfer),
+                          ("-colorspace", facts.color_space), ("-color_range", facts.color_range)):
+        if value:
+            colour += [option, value]
+    return ["-y", "-loglevel", "error", "-i", str(facts.path), "-map", "0:v:0", "-an", "-sn", "-dn",
+            "-fps_mode", "passthrough", "-vf", "setsar=1", "-pix_fmt", "yuv420p", *colour, *codec,
+            "-movflags", "+faststart", str(dest)]
+
+
+async def encode(facts: MediaFacts, item: Item, dest: Path, *, threads: int, allow_hardware: bool,
+                 timeout: float) -> Path:
+    await run_ffmpeg(encode_args(facts, item, dest, threads=threads, allow_hardware=allow_hardware),
+                     timeout=timeout)
+    return dest

@@ -1,0 +1,39 @@
+"""The answer always comes back before the batch timeout, even when the work cannot fit in it: the core
+stops at its share of the time, an item that has no verified output by then is null, and the rest are
+delivered. (The timeout is set short here; in the sandbox it comes from the validator's formula.)"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.competition_app.conftest import make_clip, media, running_service
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 30
+
+
+def test_a_batch_too_big_for_its_timeout_is_answered_in_time(tmp_path):
+    with running_service(tmp_path, batch_timeout_seconds=str(TIMEOUT), margin_seconds="4",
+                         margin_fraction="0") as service:
+        inputs, evaluations = service.inputs / "inputs", service.outputs / "evaluations"
+        for index in range(3):
+            make_clip(inputs / f"long-{index}.mp4", seconds=4, size="1280x720", rate=30, noise=10)
+        batch = [{"input_path": str(inputs / f"long-{index}.mp4"), "output_path": str(evaluations / f"{index}.mp4"),
+                  "codec": "AV1", "codec_mode": "CRF", "target_bitrate": None, "vmaf_threshold": 93.0}
+                 for index in range(3)]
+        started = time.monotonic()
+        response = service.compress({"items": batch})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 200
+        results = response.json()["results"]
+        assert [set(result) for result in results] == [{"output_path"}] * 3
+        assert elapsed <= TIMEOUT, f"answered after {elapsed:.1f} s"
+        delivered = {result["output_path"] for result in results} - {None}
+        assert delivered <= {entry["output_path"] for entry in batch}
+        # What was delivered is complete; nothing else was left under the output root.
+        for path in delivered:
+            assert media(path)["codec"] == "av1"
+        assert {str(path) for path in service.files_under_outputs()} == delivered
