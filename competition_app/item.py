@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 # The scorer's limits (subnet competition/scoring.py).
 BITRATE_CAP_FACTOR = 1.10
 MIN_RATIO = 1.25
-# After the core: the mux, the audio check and the move each read the source or the output once.
+# After the core: the mux reads the source once (when it has audio), the audio check and the move read the
+# (much smaller) output.
 FINISH_SECONDS = 8.0
-FINISH_BYTES_PER_SECOND = 150e6
+FINISH_BYTES_PER_SECOND = 300e6
 # A VBR retry aims this far under the cap, scaled by how far the first output overshot it.
 RETRY_HEADROOM = 0.95
 
@@ -68,10 +69,13 @@ def probe_source(source: Path) -> MediaFacts:
 async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow_hardware: bool) -> Path:
     """Make `plan.output` by `deadline` (time.monotonic()); raise on any failure (the item is then null)."""
     work = Path(tempfile.mkdtemp(prefix="item-", dir=scratch))
+    # The source's audio fingerprint is read while the core encodes (it reads the file, decodes nothing).
+    source_audio = asyncio.create_task(audio_fingerprint(plan.source, work)) if plan.facts.has_audio else None
     try:
         job = CompressJob(plan.item.vmaf_threshold, "av1", plan.item.codec_mode, plan.item.bitrate_mbps)
         options = CompressOptions(threads=threads, allow_hardware=allow_hardware)
-        finish = deadline - FINISH_SECONDS - 3 * plan.facts.size_bytes / FINISH_BYTES_PER_SECOND
+        reads = 1 if plan.facts.has_audio else 0
+        finish = deadline - FINISH_SECONDS - reads * plan.facts.size_bytes / FINISH_BYTES_PER_SECOND
         core_until = finish - fallback.SHARE * (finish - time.monotonic())
         try:
             outcome = await _encode(plan, job, options, work / "core", core_until)
@@ -89,10 +93,13 @@ async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow
                                           allow_hardware=allow_hardware, timeout=finish - time.monotonic())
         final = work / "final.mp4"
         await mux(video, plan.facts, final, timeout=max(5.0, deadline - time.monotonic()))
-        await check(final, plan)
+        await check(final, plan, await source_audio if source_audio else None)
         await asyncio.to_thread(publish, final, plan.output)
         return plan.output
     finally:
+        if source_audio:
+            source_audio.cancel()
+            await asyncio.gather(source_audio, return_exceptions=True)
         await asyncio.to_thread(shutil.rmtree, work, True)
 
 
@@ -126,8 +133,10 @@ def aspect_args(facts: MediaFacts) -> list[str]:
 async def mux(video: Path, facts: MediaFacts, dest: Path, *, timeout: float) -> None:
     """The encoded video and every audio stream of the source, both stream-copied (audio packets stay
     byte-identical, as the scorer's packet hash demands), with the source's SAR."""
-    await run_ffmpeg(["-y", "-loglevel", "error", "-i", str(video), "-i", str(facts.path),
-                      "-map", "0:v:0", "-map", "1:a?", "-c", "copy", *aspect_args(facts),
+    inputs, maps = ["-i", str(video)], ["-map", "0:v:0"]
+    if facts.has_audio:
+        inputs, maps = [*inputs, "-i", str(facts.path)], [*maps, "-map", "1:a"]
+    await run_ffmpeg(["-y", "-loglevel", "error", *inputs, *maps, "-c", "copy", *aspect_args(facts),
                       "-movflags", "+faststart", str(dest)], timeout=timeout)
 
 
@@ -139,14 +148,14 @@ async def audio_fingerprint(path: Path, scratch: Path) -> str:
     return listing.read_text(encoding="utf-8").strip()
 
 
-async def check(output: Path, plan: Plan) -> None:
-    """The scorer's validity checks that need no VMAF, in its order; OutputRejected on the first failure."""
+async def check(output: Path, plan: Plan, source_audio: str | None) -> None:
+    """The scorer's validity checks that need no VMAF, in its order; OutputRejected on the first failure.
+    `source_audio` is the source's audio fingerprint (None when it has no audio)."""
     source, item = plan.facts, plan.item
     facts = await asyncio.to_thread(probe, output)
     if facts.has_audio != source.has_audio:
         raise OutputRejected("audio streams differ from the source's")
-    if source.has_audio and await audio_fingerprint(output, output.parent) != \
-            await audio_fingerprint(source.path, output.parent):
+    if source_audio is not None and await audio_fingerprint(output, output.parent) != source_audio:
         raise OutputRejected("audio packets differ from the source's")
     cap = _cap(item)
     if cap and not 0 < facts.bit_rate <= cap:
