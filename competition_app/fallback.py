@@ -12,8 +12,6 @@ from mesh.codecs import select_encoder
 from mesh.ffmpeg import run_ffmpeg
 from mesh.media import MediaFacts
 
-# Of an item's time, the share kept back for this encode (the core plans with the rest).
-SHARE = 0.2
 SAFE_MARGIN_VMAF = 3.0
 # The encoder's rate cap, as a share of the scorer's (encoders overshoot a little on short clips).
 CAP_SHARE = 0.8

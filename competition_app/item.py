@@ -66,8 +66,10 @@ def probe_source(source: Path) -> MediaFacts:
     return probe(source)
 
 
-async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow_hardware: bool) -> Path:
-    """Make `plan.output` by `deadline` (time.monotonic()); raise on any failure (the item is then null)."""
+async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow_hardware: bool,
+              fallback_share: float) -> Path:
+    """Make `plan.output` by `deadline` (time.monotonic()); raise on any failure (the item is then null).
+    The core plans with all but `fallback_share` of the time; the fallback encode gets the rest if needed."""
     work = Path(tempfile.mkdtemp(prefix="item-", dir=scratch))
     # The source's audio fingerprint is read while the core encodes (it reads the file, decodes nothing).
     source_audio = asyncio.create_task(audio_fingerprint(plan.source, work)) if plan.facts.has_audio else None
@@ -76,7 +78,7 @@ async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow
         options = CompressOptions(threads=threads, allow_hardware=allow_hardware)
         reads = 1 if plan.facts.has_audio else 0
         finish = deadline - FINISH_SECONDS - reads * plan.facts.size_bytes / FINISH_BYTES_PER_SECOND
-        core_until = finish - fallback.SHARE * (finish - time.monotonic())
+        core_until = finish - fallback_share * (finish - time.monotonic())
         try:
             outcome = await _encode(plan, job, options, work / "core", core_until)
             cap = _cap(plan.item)

@@ -90,7 +90,7 @@ class Routes:
                 return None
             try:
                 await core.run(plan, deadline=deadline, threads=threads, scratch=settings.scratch_dir,
-                               allow_hardware=settings.allow_hardware)
+                               allow_hardware=settings.allow_hardware, fallback_share=settings.fallback_share)
             except Exception as exc:  # noqa: BLE001 - any failure of one item is that item's null
                 log.warning("item %s failed: %s: %s", plan.output.name, type(exc).__name__, str(exc)[:500])
                 return None

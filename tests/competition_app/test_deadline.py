@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.competition_app.conftest import make_clip, media, running_service
+from tests.competition_app.test_contract import assert_valid
 
 pytestmark = pytest.mark.slow
 
@@ -37,3 +38,18 @@ def test_a_batch_too_big_for_its_timeout_is_answered_in_time(tmp_path):
         for path in delivered:
             assert media(path)["codec"] == "av1"
         assert {str(path) for path in service.files_under_outputs()} == delivered
+
+
+def test_when_the_core_runs_out_of_time_the_fallback_delivers(tmp_path):
+    """Nearly all of the item's time kept for the fallback: the core cannot verify anything in the rest, and
+    the fallback's output still passes the scorer's checks (audio included)."""
+    with running_service(tmp_path, batch_timeout_seconds="40", margin_seconds="4", margin_fraction="0",
+                         fallback_share="0.995") as service:
+        source = make_clip(service.inputs / "inputs" / "clip.mp4", seconds=3, size="1280x720", rate=30)
+        output = service.outputs / "evaluations" / "clip.mp4"
+        response = service.compress({"items": [{"input_path": str(source), "output_path": str(output),
+                                                "codec": "AV1", "vmaf_threshold": 85.0}]})
+        assert response.status_code == 200
+        assert response.json() == {"results": [{"output_path": str(output)}]}
+        assert "the fallback encode runs" in service.log.read_text()
+        assert_valid(source, output)
