@@ -48,7 +48,7 @@ class OutputRejected(RuntimeError):
 
 @dataclass(frozen=True)
 class Plan:
-    """Where an accepted item reads, where it writes, and what it may spend."""
+    """An accepted item: where it reads and writes, and what the probe found in its source."""
 
     item: Item
     source: Path
