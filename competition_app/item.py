@@ -63,6 +63,7 @@ def warm_up(allow_hardware: bool) -> None:
 
 
 def probe_source(source: Path) -> MediaFacts:
+    """The source's facts (here so the routes need not import the media stack before it has loaded)."""
     return probe(source)
 
 
