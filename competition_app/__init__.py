@@ -7,7 +7,8 @@
     paths.py     the local-path rules (roots, traversal, symlinks, existing or duplicate outputs)
     budget.py    the validator's deadline formula, the time this service gives itself, the CPUs it has
     item.py      one item: our compressor core (AV1 in MP4), the source's audio copied, SAR set, moved into place
-    fallback.py  the last resort when the core has no verified output in time: one fast, unmeasured encode
+    fallback.py  the fast way (one unmeasured encode): when the core has no verified output in time, or
+                 the input is too long for any search
     settings.py  COMPETITION_* settings (input and output roots, margins, scratch space)
 
 It imports no torch, openvino, grpc or bittensor: start-up is billed.

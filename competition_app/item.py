@@ -22,6 +22,7 @@ from pathlib import Path
 
 from competition_app import fallback
 from competition_app.contract import Item
+from competition_app.settings import CompetitionSettings
 from compressor_svc.compressor import compress
 from compressor_svc.job import CompressJob, CompressOptions
 from mesh.codecs import NVENC_ENCODERS
@@ -67,33 +68,15 @@ def probe_source(source: Path) -> MediaFacts:
     return probe(source)
 
 
-async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow_hardware: bool,
-              fallback_share: float) -> Path:
-    """Make `plan.output` by `deadline` (time.monotonic()); raise on any failure (the item is then null).
-    The core plans with all but `fallback_share` of the time; the fallback encode gets the rest if needed."""
-    work = Path(tempfile.mkdtemp(prefix="item-", dir=scratch))
-    # The source's audio fingerprint is read while the core encodes (it reads the file, decodes nothing).
+async def run(plan: Plan, *, deadline: float, threads: int, settings: CompetitionSettings) -> Path:
+    """Make `plan.output` by `deadline` (time.monotonic()); raise on any failure (the item is then null)."""
+    work = Path(tempfile.mkdtemp(prefix="item-", dir=settings.scratch_dir))
+    # The source's audio fingerprint is read while the video encodes (it reads the file, decodes nothing).
     source_audio = asyncio.create_task(audio_fingerprint(plan.source, work)) if plan.facts.has_audio else None
     try:
-        job = CompressJob(plan.item.vmaf_threshold, "av1", plan.item.codec_mode, plan.item.bitrate_mbps)
-        options = CompressOptions(threads=threads, allow_hardware=allow_hardware)
         reads = 1 if plan.facts.has_audio else 0
         finish = deadline - FINISH_SECONDS - reads * plan.facts.size_bytes / FINISH_BYTES_PER_SECOND
-        core_until = finish - fallback_share * (finish - time.monotonic())
-        try:
-            outcome = await _encode(plan, job, options, work / "core", core_until)
-            cap = _cap(plan.item)
-            if cap and outcome.media.bit_rate > cap:
-                # The core sizes its split by prediction; when the file overshoots, search again under a
-                # lower cap scaled by the overshoot (in the time left: the core plans for it).
-                job = CompressJob(job.threshold, "av1", "VBR",
-                                  job.bitrate_mbps * RETRY_HEADROOM * cap / outcome.media.bit_rate)
-                outcome = await _encode(plan, job, options, work / "retry", core_until)
-            video = outcome.output
-        except DeadlineTooShort:
-            log.warning("%s: no verified output in time, the fallback encode runs", plan.output.name)
-            video = await fallback.encode(plan.facts, plan.item, work / "fallback.mp4", threads=threads,
-                                          allow_hardware=allow_hardware, timeout=finish - time.monotonic())
+        video = await _video(plan, work, finish, threads, settings)
         final = work / "final.mp4"
         await mux(video, plan.facts, final, timeout=max(5.0, deadline - time.monotonic()))
         await check(final, plan, await source_audio if source_audio else None)
@@ -104,6 +87,36 @@ async def run(plan: Plan, *, deadline: float, threads: int, scratch: Path, allow
             source_audio.cancel()
             await asyncio.gather(source_audio, return_exceptions=True)
         await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def _video(plan: Plan, work: Path, until: float, threads: int, settings: CompetitionSettings) -> Path:
+    """The encoded video (silent, square pixels) by `until`: the core's verified search with all but
+    `fallback_share` of the time, the fast way when it has none by then; only the fast way for an input so
+    long that it alone needs more than `direct_share` of the time."""
+    fast = dict(threads=threads, allow_hardware=settings.allow_hardware)
+    if plan.facts.duration >= settings.direct_min_seconds:
+        needed = await fallback.seconds_needed(plan.facts, plan.item, work, timeout=until - time.monotonic(), **fast)
+        if needed > settings.direct_share * (until - time.monotonic()):
+            log.warning("%s: the fast encode alone needs ~%.0f s: no search", plan.output.name, needed)
+            return await fallback.encode(plan.facts, plan.item, work / "fast.mp4", timeout=until - time.monotonic(),
+                                         **fast)
+    job = CompressJob(plan.item.vmaf_threshold, "av1", plan.item.codec_mode, plan.item.bitrate_mbps)
+    options = CompressOptions(threads=threads, allow_hardware=settings.allow_hardware)
+    core_until = until - settings.fallback_share * (until - time.monotonic())
+    try:
+        outcome = await _encode(plan, job, options, work / "core", core_until)
+        cap = _cap(plan.item)
+        if cap and outcome.media.bit_rate > cap:
+            # The core sizes its split by prediction; when the file overshoots, search again under a lower cap
+            # scaled by the overshoot (in the time left: the core plans for it).
+            job = CompressJob(job.threshold, "av1", "VBR",
+                              job.bitrate_mbps * RETRY_HEADROOM * cap / outcome.media.bit_rate)
+            outcome = await _encode(plan, job, options, work / "retry", core_until)
+        return outcome.output
+    except DeadlineTooShort:
+        log.warning("%s: no verified output in time, the fast encode runs", plan.output.name)
+        return await fallback.encode(plan.facts, plan.item, work / "fast.mp4", timeout=until - time.monotonic(),
+                                     **fast)
 
 
 async def _encode(plan: Plan, job: CompressJob, options: CompressOptions, work: Path, until: float):

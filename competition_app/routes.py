@@ -89,8 +89,7 @@ class Routes:
             if plan is None:
                 return None
             try:
-                await core.run(plan, deadline=deadline, threads=threads, scratch=settings.scratch_dir,
-                               allow_hardware=settings.allow_hardware, fallback_share=settings.fallback_share)
+                await core.run(plan, deadline=deadline, threads=threads, settings=settings)
             except Exception as exc:  # noqa: BLE001 - any failure of one item is that item's null
                 log.warning("item %s failed: %s: %s", plan.output.name, type(exc).__name__, str(exc)[:500])
                 return None

@@ -21,6 +21,9 @@ class CompetitionSettings(BaseSettings):
     batch_timeout_seconds: float = Field(0.0, ge=0, description="the batch timeout when known; 0 = the formula's")
     margin_seconds: float = Field(12.0, ge=0, description="kept back from the deadline for the mux and the move")
     margin_fraction: float = Field(0.08, ge=0, lt=0.5, description="kept back too, as a share of the deadline")
-    fallback_share: float = Field(0.2, ge=0, le=0.999, description="of an item's time, kept for the fallback encode")
+    fallback_share: float = Field(0.2, ge=0, le=0.999, description="of an item's time, kept for the fast encode")
+    direct_min_seconds: float = Field(60.0, ge=0, description="inputs this long are first timed on a fast encode")
+    direct_share: float = Field(0.35, ge=0, le=1,
+                                description="when the fast encode alone needs more of an item's time, no search")
     cpus: int = Field(0, ge=0, le=256, description="cores to use; 0 = what the cgroup allows")
     allow_hardware: bool = Field(True, description="NVENC where it really opens, SVT-AV1 otherwise")

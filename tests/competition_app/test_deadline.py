@@ -51,5 +51,22 @@ def test_when_the_core_runs_out_of_time_the_fallback_delivers(tmp_path):
                                                 "codec": "AV1", "vmaf_threshold": 85.0}]})
         assert response.status_code == 200
         assert response.json() == {"results": [{"output_path": str(output)}]}
-        assert "the fallback encode runs" in service.log.read_text()
+        assert "no verified output in time, the fast encode runs" in service.log.read_text()
         assert_valid(source, output)
+
+
+def test_an_input_too_long_for_a_search_gets_the_fast_encode_alone(tmp_path):
+    """Inputs from `direct_min_seconds` on are timed first; when the fast encode alone needs more than
+    `direct_share` of the time (always, at 0), the core is skipped and the fast encode's output is valid."""
+    with running_service(tmp_path, direct_min_seconds="2", direct_share="0") as service:
+        source = make_clip(service.inputs / "inputs" / "clip.mp4", seconds=3, size="320x240", noise=10)
+        short = make_clip(service.inputs / "inputs" / "short.mp4", seconds=1, size="320x240", noise=10)
+        batch = [{"input_path": str(path), "output_path": str(service.outputs / "evaluations" / path.name),
+                  "codec": "AV1", "codec_mode": "VBR", "target_bitrate": 300_000, "vmaf_threshold": 89.0}
+                 for path in (source, short)]
+        response = service.compress({"items": batch})
+        assert response.json() == {"results": [{"output_path": entry["output_path"]} for entry in batch]}
+        log = service.log.read_text()
+        assert "clip.mp4: the fast encode alone needs" in log and "short.mp4: the fast encode" not in log
+        assert_valid(source, service.outputs / "evaluations" / "clip.mp4", target_bitrate=300_000)
+        assert_valid(short, service.outputs / "evaluations" / "short.mp4", target_bitrate=300_000)
