@@ -39,6 +39,8 @@ MIN_RATIO = 1.25
 # (much smaller) output.
 FINISH_SECONDS = 8.0
 FINISH_BYTES_PER_SECOND = 300e6
+# The audio fingerprint reads the whole file; the batch's hard stop (routes) bounds it in practice.
+AUDIO_HASH_TIMEOUT = 1800.0
 # A VBR retry aims this far under the cap, scaled by how far the first output overshot it.
 RETRY_HEADROOM = 0.95
 
@@ -160,7 +162,7 @@ async def audio_fingerprint(path: Path, scratch: Path) -> str:
     """The scorer's audio check: sha256 over the audio packets, nothing decoded (written to `scratch`)."""
     listing = scratch / f"audio-{uuid.uuid4().hex}.sha256"
     await run_ffmpeg(["-y", "-v", "error", "-i", str(path), "-map", "0:a", "-c", "copy", "-f", "hash",
-                      "-hash", "sha256", str(listing)], timeout=120)
+                      "-hash", "sha256", str(listing)], timeout=AUDIO_HASH_TIMEOUT)
     return listing.read_text(encoding="utf-8").strip()
 
 

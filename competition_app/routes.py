@@ -89,7 +89,10 @@ class Routes:
             if plan is None:
                 return None
             try:
-                await core.run(plan, deadline=deadline, threads=threads, settings=settings)
+                # The hard stop: an item still running half a margin after the deadline is cancelled (its
+                # ffmpeg children are killed), so the answer always beats the validator's timeout.
+                await asyncio.wait_for(core.run(plan, deadline=deadline, threads=threads, settings=settings),
+                                       timeout=max(0.0, deadline - time.monotonic()) + settings.margin_seconds / 2)
             except Exception as exc:  # noqa: BLE001 - any failure of one item is that item's null
                 log.warning("item %s failed: %s: %s", plan.output.name, type(exc).__name__, str(exc)[:500])
                 return None
