@@ -63,6 +63,25 @@ def audio_hash(path: Path) -> str:
     return result.stdout.strip()
 
 
+def assert_valid(source, output, *, target_bitrate: int | None = None) -> None:
+    """The scorer's checks, in its order, on what ffprobe would report."""
+    src, out = media(source), media(output)
+    assert out["audio_streams"] == src["audio_streams"]
+    if src["audio_streams"]:
+        assert audio_hash(output) == audio_hash(source)
+    if target_bitrate is not None:
+        assert 0 < out["bit_rate"] <= int(target_bitrate * 1.10)
+    assert out["size"] < src["size"]
+    assert out["codec"] == "av1"
+    assert "mp4" in out["container"]
+    assert (out["width"], out["height"]) == (src["width"], src["height"])
+    assert abs(out["duration"] - src["duration"]) <= max(0.5, 0.01 * src["duration"])
+    assert out["pix_fmt"].startswith("yuv")
+    assert out["sar"] == src["sar"]
+    assert abs(out["frames"] - src["frames"]) <= max(1, round(0.01 * src["frames"]))
+    assert src["size"] / out["size"] >= 1.25
+
+
 class Service:
     def __init__(self, url: str, root: Path) -> None:
         self.url = url

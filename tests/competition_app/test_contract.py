@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.competition_app.conftest import audio_hash, make_clip, media
+from tests.competition_app.conftest import assert_valid, make_clip, media
 
 pytestmark = pytest.mark.slow
 
@@ -16,25 +16,6 @@ pytestmark = pytest.mark.slow
 def assert_shape(response: httpx.Response, expected: list[str | None]) -> None:
     assert response.status_code == 200
     assert response.json() == {"results": [{"output_path": path} for path in expected]}
-
-
-def assert_valid(source, output, *, target_bitrate: int | None = None) -> None:
-    """The scorer's checks, in its order, on what ffprobe would report."""
-    src, out = media(source), media(output)
-    assert out["audio_streams"] == src["audio_streams"]
-    if src["audio_streams"]:
-        assert audio_hash(output) == audio_hash(source)
-    if target_bitrate is not None:
-        assert 0 < out["bit_rate"] <= int(target_bitrate * 1.10)
-    assert out["size"] < src["size"]
-    assert out["codec"] == "av1"
-    assert "mp4" in out["container"]
-    assert (out["width"], out["height"]) == (src["width"], src["height"])
-    assert abs(out["duration"] - src["duration"]) <= max(0.5, 0.01 * src["duration"])
-    assert out["pix_fmt"].startswith("yuv")
-    assert out["sar"] == src["sar"]
-    assert abs(out["frames"] - src["frames"]) <= max(1, round(0.01 * src["frames"]))
-    assert src["size"] / out["size"] >= 1.25
 
 
 def item(service, name: str, source: str, **fields) -> dict:

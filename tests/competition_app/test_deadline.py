@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from tests.competition_app.conftest import make_clip, media, running_service
-from tests.competition_app.test_contract import assert_valid
+from tests.competition_app.conftest import assert_valid, make_clip, media, running_service
 
 pytestmark = pytest.mark.slow
 
