@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from mesh.config import ServiceSettings
+from miner_gateway.pool import TARGET
 
 LOCAL_NETWORK = "local"
 
@@ -54,13 +55,14 @@ class GatewaySettings(ServiceSettings):
     warrant_task: Literal["UPSCALING", "COMPRESSION"] = "UPSCALING"
     max_content_length: Literal[5, 10] = 5
 
-    upscaler_addrs: CommaList = Field(default_factory=list, description="host:port of each upscaler replica")
+    upscaler_addrs: CommaList = Field(
+        default_factory=list, description="upscaler endpoints: host:port, or dns:///host:port for every address"
+    )
     compressor_addrs: CommaList = Field(
-        default_factory=list, description="host:port of each compressor replica"
+        default_factory=list, description="compressor endpoints: host:port, or dns:///host:port for every address"
     )
     upscale_codec: Literal["hevc", "av1"] = "hevc"
     upscale_model: str = Field("", description="model name passed to the upscaler; empty = its default")
-    health_check_seconds: float = Field(5.0, gt=0, description="how often each endpoint's health is probed")
     deadline_margin_seconds: float = Field(
         2.0, ge=0, description="kept from the synapse timeout for the reply"
     )
@@ -80,6 +82,14 @@ class GatewaySettings(ServiceSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("upscaler_addrs", "compressor_addrs")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if not TARGET.match(address)]
+        if bad:
+            raise ValueError(f"not host:port or dns:///host:port: {', '.join(bad)}")
         return value
 
     @model_validator(mode="after")

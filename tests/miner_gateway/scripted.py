@@ -101,15 +101,18 @@ class Backend:
 
     host: ServiceHost
     script: Script
+    bind: str = "127.0.0.1"
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.host.port}"
+        return f"{self.bind}:{self.host.port}"
 
 
-async def start_backend(name: str = "backend", serving: bool = True) -> Backend:
+async def start_backend(name: str = "backend", serving: bool = True, *, bind: str = "127.0.0.1", port: int = 0,
+                        max_connection_age_seconds: float = 300.0) -> Backend:
+    """`bind` is an address as gRPC writes it (`[::1]` for IPv6 loopback)."""
     script = Script(name=name)
-    host = ServiceHost("127.0.0.1", 0, drain_seconds=0)
+    host = ServiceHost(bind, port, drain_seconds=0, max_connection_age_seconds=max_connection_age_seconds)
     host.add_service(
         upscaler_pb2.DESCRIPTOR.services_by_name["Upscaler"],
         upscaler_pb2_grpc.add_UpscalerServicer_to_server,
@@ -122,4 +125,4 @@ async def start_backend(name: str = "backend", serving: bool = True) -> Backend:
     )
     await host.start()
     await host.set_serving(serving)
-    return Backend(host, script)
+    return Backend(host, script, bind)
