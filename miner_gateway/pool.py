@@ -53,6 +53,7 @@ _STATE_RANK = {
     grpc.ChannelConnectivity.TRANSIENT_FAILURE: 2,
     grpc.ChannelConnectivity.SHUTDOWN: 3,
 }
+_SETTLED = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
 
 
 def service_config(service: str) -> dict:
@@ -143,13 +144,16 @@ class EndpointPool:
         return chosen
 
     async def _log_changes(self, endpoint: Endpoint) -> None:
-        """Log every state change gRPC reports (an operator's view of replica health); no polling."""
-        state = endpoint.state
+        """Log the state changes gRPC reports, as they come: turning READY or failing at INFO (an operator's
+        view of replica health), the reconnects in between (every max connection age) at DEBUG."""
+        state = settled = endpoint.state
         while state != grpc.ChannelConnectivity.SHUTDOWN:
             await endpoint.channel.wait_for_state_change(state)
             state = endpoint.state
-            log.info("endpoint state changed",
-                     extra={"grpc_service": self.service, "endpoint": endpoint.address, "state": state.name})
+            notable = state in _SETTLED and state != settled
+            settled = state if state in _SETTLED else settled
+            log.log(logging.INFO if notable else logging.DEBUG, "endpoint state changed",
+                    extra={"grpc_service": self.service, "endpoint": endpoint.address, "state": state.name})
 
     async def close(self) -> None:
         for watcher in self._watchers:
@@ -160,6 +164,6 @@ class EndpointPool:
 async def _settled(endpoint: Endpoint) -> None:
     """Return once the channel is READY or failing, i.e. no longer connecting."""
     state = endpoint.state
-    while _STATE_RANK[state] == 1:
+    while state not in _SETTLED and state != grpc.ChannelConnectivity.SHUTDOWN:
         await endpoint.channel.wait_for_state_change(state)
         state = endpoint.state

@@ -1,5 +1,6 @@
-"""Two real compressors (real janitor, SeaweedFS S3, Valkey, ffmpeg) behind one `dns:///localhost:PORT` group:
-one turns NOT_SERVING and is then killed in the middle of a 5-item synapse, and every item is still answered.
+"""Two real compressors (real janitor, SeaweedFS S3, Valkey, ffmpeg) behind one `dns:///localhost:PORT` group
+of a real gateway: one turns NOT_SERVING and is then killed in the middle of a 5-item compression synapse
+(sent by a real Dendrite), and every item is still answered.
 
 The compressors listen on the same port, one on 127.0.0.1 and one on [::1]; gRPC's resolver gives both
 addresses for `localhost`, so the pool holds a single endpoint that is really two replicas.
@@ -11,7 +12,6 @@ import asyncio
 import functools
 import http.server
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -21,10 +21,9 @@ from compressor_svc.config import CompressorSettings
 from compressor_svc.server import CompressorServer
 from mesh.config import S3Settings
 from mesh.media import probe
-from miner_gateway.dispatch import Dispatcher
-from miner_gateway.items import CompressItem
-from miner_gateway.pool import COMPRESSOR_SERVICE, EndpointPool
+from miner_gateway.protocol import CompressionMinerPayload, VideoCompressionProtocol
 from tests.compressor_svc.test_pipeline import validator_style
+from tests.miner_gateway.conftest import call
 from tests.miner_gateway.test_pool import dual_stack
 
 
@@ -95,36 +94,33 @@ async def compressors(janitor_address: str, s3_settings: S3Settings, tmp_path: P
         await replica.stop()
 
 
-async def test_not_serving_then_killed_replica_during_a_synapse_loses_no_item(compressors, source_base) -> None:
+async def test_not_serving_then_killed_replica_during_a_synapse_loses_no_item(
+        compressors, source_base, gateway_factory, dendrite) -> None:
     doomed, survivor = compressors
     base, source = source_base
-    pool = EndpointPool(COMPRESSOR_SERVICE, [f"dns:///localhost:{doomed.port}"])
-    await pool.start()
-    try:
-        items = [CompressItem(index, f"{base}/clip.mp4", 85.0, "hevc", "CRF", 5.0) for index in range(5)]
-        synapse = asyncio.create_task(Dispatcher(None, pool).compress(items, time.monotonic() + 240, "syn"))
-        for _ in range(500):
-            if doomed.running:
-                break
-            await asyncio.sleep(0.01)
-        assert doomed.running == 1, "round_robin gave the 127.0.0.1 replica one item"
+    gateway = await gateway_factory(compressor_addrs=[f"dns:///localhost:{doomed.port}"], deadline_margin_seconds=2)
+    synapse = VideoCompressionProtocol(miner_payload=CompressionMinerPayload(
+        reference_video_urls=[f"{base}/clip.mp4"] * 5, vmaf_threshold=85.0, target_codec="hevc", codec_mode="CRF"))
+    answer = asyncio.create_task(call(dendrite, gateway, synapse, timeout=240))
+    for _ in range(1000):
+        if doomed.running:
+            break
+        await asyncio.sleep(0.01)
+    assert doomed.running == 1, "round_robin gave the 127.0.0.1 replica one item"
 
-        await doomed.server.host.set_serving(False)  # the health servicer; gRPC pushes it to the gateway
-        for _ in range(3000):
-            if not doomed.running and len(survivor.answered) >= 2:
-                break
-            await asyncio.sleep(0.02)
-        # Idle and reachable, but NOT_SERVING: the refused items retried meanwhile all went to the survivor.
-        assert len(doomed.answered) == 1, "its item in flight finished after NOT_SERVING, and no other came"
-        assert not synapse.done() and 2 <= len(survivor.answered) < 4
-        await doomed.stop()  # killed while the synapse still runs on the other replica
+    await doomed.server.host.set_serving(False)  # the health servicer; gRPC pushes it to the gateway
+    for _ in range(3000):
+        if not doomed.running and len(survivor.answered) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    # Idle and reachable, but NOT_SERVING: the refused items retried meanwhile all went to the survivor.
+    assert len(doomed.answered) == 1, "its item in flight finished after NOT_SERVING, and no other came"
+    assert not answer.done() and 2 <= len(survivor.answered) < 4
+    await doomed.stop()  # killed while the synapse still runs on the other replica
 
-        urls = await asyncio.wait_for(synapse, 240)
-        assert all(urls) and len(set(urls)) == 5, urls
-        assert len(survivor.answered) == 4 and len(doomed.answered) == 1
-        assert pool.endpoints[0].healthy, "the group stays READY on its surviving replica"
-    finally:
-        await pool.close()
+    urls = (await answer).miner_response.optimized_video_urls
+    assert all(urls) and len(set(urls)) == 5, urls
+    assert len(survivor.answered) == 4 and len(doomed.answered) == 1
 
     async with httpx.AsyncClient() as client:
         for index, url in enumerate(urls):
