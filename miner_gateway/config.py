@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from mesh.config import ServiceSettings
-from miner_gateway.pool import TARGET
 
 LOCAL_NETWORK = "local"
+
+# An endpoint: `host:port`, `[v6]:port`, or `dns:[//authority]/host:port` (every address the name resolves to).
+TARGET = re.compile(r"(dns:(//[\w.\-\[\]:]*)?/)?([\w.\-]+|\[[0-9a-fA-F:.]+\]):\d{1,5}")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -87,7 +90,7 @@ class GatewaySettings(ServiceSettings):
     @field_validator("upscaler_addrs", "compressor_addrs")
     @classmethod
     def _targets(cls, value: list[str]) -> list[str]:
-        bad = [address for address in value if not TARGET.match(address)]
+        bad = [address for address in value if not TARGET.fullmatch(address)]
         if bad:
             raise ValueError(f"not host:port or dns:///host:port: {', '.join(bad)}")
         return value

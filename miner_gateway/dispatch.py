@@ -5,9 +5,8 @@ synapse's deadline. A failed or late item becomes "" without touching the others
 least-busy healthy endpoint of its pool (`miner_gateway.pool`), whose channel already retries UNAVAILABLE on
 its other replicas; a call still refused before any event (UNAVAILABLE, RESOURCE_EXHAUSTED) is retried on
 another endpoint, and on all of them again after a backoff, while time remains; after the first event it is
-never retried (the work may be half done). Every item is one
-CLIENT span whose progress events and failures are recorded on it. The requests themselves are built in
-`miner_gateway.requests`.
+never retried (the work may be half done). Every item is one CLIENT span whose progress events and failures
+are recorded on it. The requests themselves are built in `miner_gateway.requests`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ import grpc
 from mesh.server import MAX_MESSAGE_BYTES
 from mesh.telemetry import rpc_attributes
 from mesh.v1 import compressor_pb2, compressor_pb2_grpc, upscaler_pb2, upscaler_pb2_grpc
+from miner_gateway.config import TARGET
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,6 @@ STREAMING_METHODS = {
     UPSCALER_SERVICE: ("Upscale", upscaler_pb2_grpc.UpscalerStub),
     COMPRESSOR_SERVICE: ("Compress", compressor_pb2_grpc.CompressorStub),
 }
-
-# `host:port`, `[v6]:port`, or `dns:[//authority]/host:port` (a group of every address the name resolves to).
-TARGET = re.compile(r"^(dns:(//[\w.\-\[\]:]*)?/)?[\w.\-]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$")
 
 # Attempts of one call within an endpoint's channel (gRPC caps it at 5); the pool retries across endpoints.
 CHANNEL_ATTEMPTS = 4
@@ -110,7 +107,7 @@ class EndpointPool:
     """Endpoints of one service; chooses the least-busy one among the healthiest not yet tried."""
 
     def __init__(self, service: str, addresses: Sequence[str]) -> None:
-        bad = [address for address in addresses if not TARGET.match(address)]
+        bad = [address for address in addresses if not TARGET.fullmatch(address)]
         if bad:
             raise ValueError(f"not a gRPC target (host:port or dns:///host:port): {', '.join(bad)}")
         self.service = service

@@ -5,6 +5,7 @@ The first path segment of `source_url` says what the server does: `ok` (progress
 event), `down` (UNAVAILABLE before any event), `hang` (progress, then nothing until cancelled), `hold`
 (waits for `release`, then a result) and `noresult` (the stream closes without a result). A replica whose
 `refuse` is set answers every call with that status before any event (a full queue, a broken replica).
+`dual_stack` starts a pair of any servers on one port, on 127.0.0.1 and [::1] (both `localhost` to gRPC).
 """
 
 from __future__ import annotations
@@ -126,3 +127,15 @@ async def start_backend(name: str = "backend", serving: bool = True, *, bind: st
     await host.start()
     await host.set_serving(serving)
     return Backend(host, script, bind)
+
+
+async def dual_stack(start) -> tuple:
+    """Start `start(bind, port)` on 127.0.0.1 (a free port) and on [::1] at the same port; retried when
+    something else holds that port on ::1."""
+    for _ in range(10):
+        first = await start("127.0.0.1", 0)
+        try:
+            return first, await start("[::1]", first.port)
+        except (OSError, RuntimeError):
+            await first.stop()
+    raise OSError("no port was free on both 127.0.0.1 and ::1")

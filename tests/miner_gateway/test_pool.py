@@ -16,7 +16,7 @@ from miner_gateway.config import GatewaySettings
 from miner_gateway.dispatch import Dispatcher
 from miner_gateway.items import CompressItem
 from miner_gateway.pool import COMPRESSOR_SERVICE, EndpointPool
-from tests.miner_gateway.scripted import Backend, result_url, start_backend
+from tests.miner_gateway.scripted import Backend, dual_stack, result_url, start_backend
 
 
 def compress(*behaviours: str) -> list[CompressItem]:
@@ -26,18 +26,6 @@ def compress(*behaviours: str) -> list[CompressItem]:
 
 def soon(seconds: float = 5.0) -> float:
     return time.monotonic() + seconds
-
-
-async def dual_stack(start) -> tuple:
-    """Start `start(bind, port)` on 127.0.0.1 (a free port) and on [::1] at the same port; retried when
-    something else holds that port on ::1."""
-    for _ in range(10):
-        first = await start("127.0.0.1", 0)
-        try:
-            return first, await start("[::1]", first.port)
-        except (OSError, RuntimeError):
-            await first.stop()
-    raise OSError("no port was free on both 127.0.0.1 and ::1")
 
 
 class Scripted:
@@ -177,4 +165,4 @@ def test_endpoint_settings_take_replicas_and_dns_groups_and_name_a_bad_one() -> 
                           warrant_task="COMPRESSION", compressor_addrs=bad)
         assert "GATEWAY_COMPRESSOR_ADDRS" in str(failure.value) and "dns:///host:port" in str(failure.value)
     with pytest.raises(ValueError, match="not a gRPC target"):
-        EndpointPool(COMPRESSOR_SERVICE, ["compressor"])
+        EndpointPool(COMPRESSOR_SERVICE, ["compressor:29116\n"])

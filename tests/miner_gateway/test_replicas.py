@@ -24,7 +24,7 @@ from mesh.media import probe
 from miner_gateway.protocol import CompressionMinerPayload, VideoCompressionProtocol
 from tests.compressor_svc.test_pipeline import validator_style
 from tests.miner_gateway.conftest import call
-from tests.miner_gateway.test_pool import dual_stack
+from tests.miner_gateway.scripted import dual_stack
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
