@@ -1,6 +1,7 @@
 """The pool on gRPC's own mechanisms, over real servers on loopback: a `dns:///` group of two replicas (one on
-127.0.0.1, one on [::1], the same port: `localhost` resolves to both), client-side health checking over the
-health Watch stream, the channel's retry of refused calls, and the servers' maximum connection age."""
+127.0.0.1, one on [::1], the same port: gRPC's default c-ares resolver gives both for `localhost`, as RFC 6761
+asks), client-side health checking over the health Watch stream, the channel's retry of refused calls, and
+the servers' maximum connection age."""
 
 from __future__ import annotations
 
