@@ -39,7 +39,8 @@ class JanitorServer(MeshServer):
                                      is_ready=self.monitor.is_ready,
                                      on_store_unreachable=self.monitor.report_failure)
         self.janitor = Janitor(settings, self.schedule, self.store, self.worker)
-        super().__init__(ServiceHost(settings.host, settings.port, settings.drain_seconds))
+        super().__init__(ServiceHost(settings.host, settings.port, settings.drain_seconds,
+                                     settings.max_connection_age_seconds))
         self.host.add_service(janitor_pb2.DESCRIPTOR.services_by_name["Janitor"],
                               janitor_pb2_grpc.add_JanitorServicer_to_server, JanitorServicer(self.janitor))
         self._tasks: list[asyncio.Task] = []

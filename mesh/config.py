@@ -15,6 +15,8 @@ from mesh.sources import SourceLimits, SourcePolicy
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
+DEFAULT_MAX_CONNECTION_AGE_SECONDS = 300.0
+
 
 class ConfigError(SystemExit):
     """Raised (and exits the process) when the environment holds an invalid setting."""
@@ -28,6 +30,9 @@ class ServiceSettings(BaseSettings):
     host: str = Field("0.0.0.0", description="bind address")
     port: int = Field(0, ge=0, le=65535, description="gRPC port (0 picks a free one)")
     drain_seconds: float = Field(10.0, ge=0, le=600, description="grace period for in-flight calls on SIGTERM")
+    max_connection_age_seconds: float = Field(
+        DEFAULT_MAX_CONNECTION_AGE_SECONDS, ge=1, le=24 * 3600,
+        description="clients reconnect (and re-resolve DNS) after this; calls in flight are not cut")
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
 
 

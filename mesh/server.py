@@ -18,7 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from pydantic_settings import BaseSettings
 
-from mesh.config import MediaServiceSettings, load_settings
+from mesh.config import DEFAULT_MAX_CONNECTION_AGE_SECONDS, MediaServiceSettings, load_settings
 from mesh.janitor_client import JanitorClient
 from mesh.logs import configure_logging
 from mesh.telemetry import init_telemetry
@@ -31,11 +31,16 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 class ServiceHost:
     """One grpc.aio server hosting a service's servicers, the health servicer and reflection."""
 
-    def __init__(self, host: str = "0.0.0.0", port: int = 0, drain_seconds: float = 10.0) -> None:
+    def __init__(self, host: str = "0.0.0.0", port: int = 0, drain_seconds: float = 10.0,
+                 max_connection_age_seconds: float = DEFAULT_MAX_CONNECTION_AGE_SECONDS) -> None:
         self.server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            # Clients get a GOAWAY after this age (gRPC adds +-10 % jitter) and reconnect, re-resolving a
+            # dns:/// target, so replicas added behind a name get calls. The grace stays gRPC's default,
+            # unlimited: a call in flight on an old connection is never cut by its age.
+            ("grpc.max_connection_age_ms", round(max_connection_age_seconds * 1000)),
         ])
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -147,7 +152,8 @@ class MediaServer(MeshServer):
     service: MediaService
 
     def __init__(self, settings: MediaServiceSettings) -> None:
-        super().__init__(ServiceHost(settings.host, settings.port, settings.drain_seconds))
+        super().__init__(ServiceHost(settings.host, settings.port, settings.drain_seconds,
+                                     settings.max_connection_age_seconds))
         self.janitor = JanitorClient(settings.janitor_addr)
 
     async def open(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -12,6 +13,9 @@ from mesh.config import WITHHELD_INPUT, ServiceSettings
 from miner_gateway.protocol import GITHUB_REPOSITORY_URL
 
 LOCAL_NETWORK = "local"
+
+# An endpoint: `host:port`, `[v6]:port`, or `dns:[//authority]/host:port` (every address the name resolves to).
+TARGET = re.compile(r"(dns:(//[\w.\-\[\]:]*)?/)?([\w.\-]+|\[[0-9a-fA-F:.]+\]):\d{1,5}")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -61,13 +65,14 @@ class GatewaySettings(ServiceSettings):
     warrant_task: Literal["UPSCALING", "COMPRESSION"] = "UPSCALING"
     max_content_length: Literal[5, 10] = 5
 
-    upscaler_addrs: CommaList = Field(default_factory=list, description="host:port of each upscaler replica")
+    upscaler_addrs: CommaList = Field(
+        default_factory=list, description="upscaler endpoints: host:port, or dns:///host:port for every address"
+    )
     compressor_addrs: CommaList = Field(
-        default_factory=list, description="host:port of each compressor replica"
+        default_factory=list, description="compressor endpoints: host:port, or dns:///host:port for every address"
     )
     upscale_codec: Literal["hevc", "av1"] = "hevc"
     upscale_model: str = Field("", description="model name passed to the upscaler; empty = its default")
-    health_check_seconds: float = Field(5.0, gt=0, description="how often each endpoint's health is probed")
     deadline_margin_seconds: float = Field(
         2.0, ge=0, description="kept from the synapse timeout for the reply"
     )
@@ -111,6 +116,13 @@ class GatewaySettings(ServiceSettings):
             if "@" in value:  # user info: perhaps a token, so the value is not repeated in the error
                 raise PydanticCustomError(WITHHELD_INPUT, message + ", with no credentials in it")
             raise ValueError(message)
+
+    @field_validator("upscaler_addrs", "compressor_addrs")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        bad = [address for address in value if not TARGET.fullmatch(address)]
+        if bad:
+            raise ValueError(f"not host:port or dns:///host:port: {', '.join(bad)}")
         return value
 
     @model_validator(mode="after")

@@ -2,10 +2,11 @@
 
 Each item is one server-streaming call, all items of a synapse run concurrently, and each gets the
 synapse's deadline. A failed or late item becomes "" without touching the others. Each call goes to the
-least-busy healthy replica of its pool (`miner_gateway.pool`), and a call refused before any event
-(UNAVAILABLE, RESOURCE_EXHAUSTED) is retried on another replica while time remains. Every item is one
-CLIENT span whose progress events and failures are recorded on it. The requests themselves are built in
-`miner_gateway.requests`.
+least-busy healthy endpoint of its pool (`miner_gateway.pool`), whose channel already retries UNAVAILABLE on
+its other replicas; a call still refused before any event (UNAVAILABLE, RESOURCE_EXHAUSTED) is retried on
+another endpoint, and on all of them again after a backoff, while time remains; after the first event it is
+never retried (the work may be half done). Every item is one CLIENT span whose progress events and failures
+are recorded on it. The requests themselves are built in `miner_gateway.requests`.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def _batch(label: str, items: Sequence[Item], item: Item) -> common_pb2.Batch:
 
 
 async def _call(pool: EndpointPool, request, deadline: float, span: trace.Span, index: int) -> str:
-    """One item on the pool: retry refused calls on other replicas, with backoff once all were tried.
+    """One item on the pool: retry refused calls on other endpoints, with backoff once all were tried.
 
     The item span is the CLIENT span of every attempt: its context travels in each call's metadata.
     """
@@ -176,8 +177,6 @@ async def _call(pool: EndpointPool, request, deadline: float, span: trace.Span, 
         except _Refused as refused:
             span.add_event("refused", {"endpoint": endpoint.address, "code": refused.code.name})
             tried.add(endpoint.address)
-            if refused.code == grpc.StatusCode.UNAVAILABLE:
-                endpoint.healthy = False
             log.info(
                 "endpoint refused the call; trying another",
                 extra={"endpoint": endpoint.address, "code": refused.code.name, "item": index},

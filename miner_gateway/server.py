@@ -160,7 +160,7 @@ class Gateway:
             (COMPRESSOR_SERVICE, settings.compressor_addrs),
         ):
             if addresses:
-                pools[service] = EndpointPool(service, addresses, settings.health_check_seconds)
+                pools[service] = EndpointPool(service, addresses)
                 await pools[service].start()
                 self._closers.append(pools[service].close)
         dispatcher = Dispatcher(
@@ -196,7 +196,8 @@ class Gateway:
                     "this hotkey is not registered on the subnet; validators will not call it",
                     extra={"netuid": settings.netuid},
                 )
-        self.health = ServiceHost(settings.host, settings.port, settings.drain_seconds)
+        self.health = ServiceHost(settings.host, settings.port, settings.drain_seconds,
+                                  settings.max_connection_age_seconds)
         await self.health.start()
         # Everything loaded so far lives as long as the process; a full collection walking it (~120k objects
         # from bittensor and the SDKs) pauses the loop ~50 ms, which a synapse in flight would pay.

@@ -5,6 +5,7 @@ The first path segment of `source_url` says what the server does: `ok` (progress
 event), `down` (UNAVAILABLE before any event), `hang` (progress, then nothing until cancelled), `hold`
 (waits for `release`, then a result) and `noresult` (the stream closes without a result). A replica whose
 `refuse` is set answers every call with that status before any event (a full queue, a broken replica).
+`dual_stack` starts a pair of any servers on one port, on 127.0.0.1 and [::1] (both `localhost` to gRPC).
 """
 
 from __future__ import annotations
@@ -101,15 +102,18 @@ class Backend:
 
     host: ServiceHost
     script: Script
+    bind: str = "127.0.0.1"
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.host.port}"
+        return f"{self.bind}:{self.host.port}"
 
 
-async def start_backend(name: str = "backend", serving: bool = True) -> Backend:
+async def start_backend(name: str = "backend", serving: bool = True, *, bind: str = "127.0.0.1", port: int = 0,
+                        max_connection_age_seconds: float = 300.0) -> Backend:
+    """`bind` is an address as gRPC writes it (`[::1]` for IPv6 loopback)."""
     script = Script(name=name)
-    host = ServiceHost("127.0.0.1", 0, drain_seconds=0)
+    host = ServiceHost(bind, port, drain_seconds=0, max_connection_age_seconds=max_connection_age_seconds)
     host.add_service(
         upscaler_pb2.DESCRIPTOR.services_by_name["Upscaler"],
         upscaler_pb2_grpc.add_UpscalerServicer_to_server,
@@ -122,4 +126,16 @@ async def start_backend(name: str = "backend", serving: bool = True) -> Backend:
     )
     await host.start()
     await host.set_serving(serving)
-    return Backend(host, script)
+    return Backend(host, script, bind)
+
+
+async def dual_stack(start) -> tuple:
+    """Start `start(bind, port)` on 127.0.0.1 (a free port) and on [::1] at the same port; retried when
+    something else holds that port on ::1."""
+    for _ in range(10):
+        first = await start("127.0.0.1", 0)
+        try:
+            return first, await start("[::1]", first.port)
+        except (OSError, RuntimeError):
+            await first.stop()
+    raise OSError("no port was free on both 127.0.0.1 and ::1")

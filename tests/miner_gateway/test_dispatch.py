@@ -45,7 +45,7 @@ async def pools():
     opened: list[EndpointPool] = []
 
     async def open_pool(*addresses: str, service: str = UPSCALER_SERVICE) -> EndpointPool:
-        pool = EndpointPool(service, list(addresses), health_interval=0.2)
+        pool = EndpointPool(service, list(addresses))
         await pool.start()
         opened.append(pool)
         return pool
@@ -166,16 +166,18 @@ async def test_not_serving_replica_gets_no_work_while_a_serving_one_exists(repli
     assert loading.script.requests == [] and len(ready.script.requests) == 4
 
 
-async def test_replica_becoming_ready_is_noticed_by_the_health_probe(replicas, pools) -> None:
+async def test_replica_becoming_ready_is_pushed_over_the_health_watch(replicas, pools) -> None:
+    """No prober runs: the channel's health Watch stream carries the change as it happens."""
     replica = await replicas("late", serving=False)
     pool = await pools(replica.address)
-    assert pool.endpoints[0].healthy is False
+    assert pool.endpoints[0].state == grpc.ChannelConnectivity.TRANSIENT_FAILURE
     await replica.host.set_serving(True)
-    for _ in range(30):
-        await asyncio.sleep(0.1)
-        if pool.endpoints[0].healthy:
-            break
-    assert pool.endpoints[0].healthy is True
+    started = time.monotonic()
+    await asyncio.wait_for(pool.endpoints[0].channel.channel_ready(), timeout=1.0)
+    assert pool.endpoints[0].healthy and time.monotonic() - started < 1.0
+    await replica.host.set_serving(False)
+    await asyncio.wait_for(pool.endpoints[0].channel.wait_for_state_change(grpc.ChannelConnectivity.READY), 1.0)
+    assert pool.endpoints[0].state == grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
 
 async def test_least_busy_replica_is_chosen(replicas, pools) -> None:

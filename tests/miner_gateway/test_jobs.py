@@ -36,7 +36,7 @@ async def client(redis_url):
 
 @pytest.fixture()
 async def dispatcher(backend):
-    pool = EndpointPool(UPSCALER_SERVICE, [backend.address], health_interval=5)
+    pool = EndpointPool(UPSCALER_SERVICE, [backend.address])
     await pool.start()
     yield Dispatcher(pool, None)
     await pool.close()
