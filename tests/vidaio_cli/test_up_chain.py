@@ -247,7 +247,6 @@ def test_up_serves_the_chain_and_a_restart_keeps_deletions_and_finishes_the_orga
     finally:
         source.release.set()
         if box.process is not None and box.process.poll() is None:
-            box.process.kill()
-            box.process.wait()
+            box.stop()  # SIGINT first: a killed `up` would leave its Valkey and SeaweedFS running
         source.shutdown()
         source.server_close()

@@ -11,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 import typer
 from bittensor_wallet import Wallet
+from minio import Minio
 from typer.testing import CliRunner
 
 from mesh.embedded import free_port
@@ -123,8 +125,45 @@ def test_up_runs_the_services_on_an_external_redis_and_s3(tmp_path, redis_url, s
         assert up.wait(timeout=90) == 0
     finally:
         if up.poll() is None:
-            up.kill()
-            up.wait()
+            up.send_signal(signal.SIGINT)  # not SIGKILL: that would leave the services' stores running
+            try:
+                up.wait(timeout=90)
+            finally:
+                if up.poll() is None:
+                    up.kill()
+                    up.wait()
     printed = output.read_text()
     assert "redis (external)" in printed and "s3 (external)" in printed and "valkey (embedded)" not in printed
     assert not (tmp_path / "box" / "valkey").exists() and not (tmp_path / "box" / "s3").exists()
+
+
+def test_a_crashed_embedded_store_is_restarted_with_its_data(tmp_path):
+    """Valkey killed outright comes back on the same port with what its AOF holds; SeaweedFS with its objects
+    and the same credentials, so a URL signed before the crash still downloads."""
+    settings = StackSettings(_env_file=None, S3_PUBLIC_ENDPOINT="127.0.0.1:1")  # only the public port matters
+    stores = Stores(settings, tmp_path, s3_public_port=free_port(), s3_public_bind="127.0.0.1")
+    stores.start()
+    try:
+        assert stores.tend() == []
+        client = redis.Redis.from_url(stores.redis_url)
+        client.zadd("janitor:due", {"vidaio-mesh/a.mp4": 1234.0})
+        client.close()
+        s3 = stores.s3.client()
+        (tmp_path / "a.mp4").write_bytes(b"result")
+        s3.fput_object(stores.s3.bucket, "a.mp4", str(tmp_path / "a.mp4"))
+        url = Minio(f"127.0.0.1:{stores.s3.public_port}", access_key=stores.s3.access_key,
+                    secret_key=stores.s3.secret_key, secure=False).presigned_get_object(stores.s3.bucket, "a.mp4")
+        time.sleep(1.2)  # appendfsync everysec: what a kill -9 may lose is the last second
+        os.kill(stores.valkey._server._process.pid, signal.SIGKILL)
+        os.killpg(stores.s3._public_proc.pid, signal.SIGKILL)
+        stores.valkey._server._process.wait()
+        stores.s3._public_proc.wait()
+        events = stores.tend()
+        assert events == ["valkey exited; restarted on the same port and data",
+                          "seaweedfs exited; restarted on the same port and data"]
+        client = redis.Redis.from_url(stores.redis_url)
+        assert client.zscore("janitor:due", "vidaio-mesh/a.mp4") == 1234.0
+        client.close()
+        assert httpx.get(url, timeout=10).content == b"result"
+    finally:
+        stores.stop()
