@@ -10,6 +10,9 @@ and SeaweedFS keeps its volumes and credentials (presigned URLs handed out befor
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +26,7 @@ from mesh.embedded import EmbeddedS3, EmbeddedValkey
 
 LOCAL_NETWORK = "local"
 RETRY_SECONDS = 5.0
+PID_FILE = "stores.pids"
 
 
 class StackSettings(BaseSettings):
@@ -54,6 +58,7 @@ class Stores:
     def __init__(self, settings: StackSettings, root: Path, *, redis_port: int = 0, s3_port: int = 0,
                  s3_public_port: int = 0, s3_public_bind: str = "0.0.0.0") -> None:
         self.settings = settings
+        self.root = root
         self._retry_at: dict[str, float] = {}
         self.s3: EmbeddedS3 | None = None
         if not settings.s3_endpoint:
@@ -78,10 +83,41 @@ class Stores:
         return self.valkey.url if self.valkey else self.settings.redis_url
 
     def start(self) -> None:
+        self._stop_leftovers()
         if self.valkey:
             self.valkey.start()
         if self.s3:
             self.s3.start()
+        self._record_pids()
+
+    def _pids(self) -> list[int]:
+        procs = [self.valkey._server._process] if self.valkey else []
+        if self.s3:
+            procs += [self.s3._proc, self.s3._public_proc]
+        return [proc.pid for proc in procs if proc is not None]
+
+    def _record_pids(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / PID_FILE).write_text(json.dumps(self._pids()))
+
+    def _stop_leftovers(self) -> None:
+        """An `up` on this data directory that was killed outright (SIGKILL, the OOM killer) left its stores
+        running, and two Valkeys on one append-only file would corrupt it: stop the processes it recorded that
+        still run on this directory (checked in /proc, so a reused pid is left alone)."""
+        path = self.root / PID_FILE
+        if not path.is_file():
+            return
+        leftovers = [pid for pid in json.loads(path.read_text()) if _runs_in(pid, self.root)]
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        path.unlink()
 
     def stop(self) -> None:
         if self.s3:
@@ -101,6 +137,7 @@ class Stores:
             self._retry_at[name] = now + RETRY_SECONDS
             try:
                 store.restart()
+                self._record_pids()
                 events.append(f"{name} exited; restarted on the same port and data")
             except Exception as exc:  # noqa: BLE001 - keep serving what still runs, try again later
                 events.append(f"{name} exited and did not restart ({type(exc).__name__}); retrying in "
@@ -137,6 +174,17 @@ def redacted(url: str) -> str:
         return url.split("?", 1)[0]
     host = f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "")
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}", query=""))
+
+
+def _runs_in(pid: int, root: Path) -> bool:
+    """The process is alive and works in `root` (its cwd, or a path on its command line, is inside it)."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        if f"{root}/".encode() in proc.joinpath("cmdline").read_bytes():
+            return True
+        return proc.joinpath("cwd").resolve().is_relative_to(root)
+    except OSError:
+        return False
 
 
 def _redis_status(url: str) -> str:

@@ -167,3 +167,26 @@ def test_a_crashed_embedded_store_is_restarted_with_its_data(tmp_path):
         assert httpx.get(url, timeout=10).content == b"result"
     finally:
         stores.stop()
+
+
+def test_stores_left_running_by_a_killed_up_are_stopped_before_the_next_start(tmp_path):
+    """`up` killed outright cannot stop its Valkey and SeaweedFS; the next `up` on the same data directory stops
+    them (by the pids recorded there) instead of running a second Valkey on the same append-only file."""
+    settings = StackSettings(_env_file=None)
+    first = Stores(settings, tmp_path)
+    first.start()
+    orphans = [first.valkey._server._process, first.s3._proc]
+    client = redis.Redis.from_url(first.redis_url)
+    client.set("kept", "yes")
+    client.close()
+    second = Stores(settings, tmp_path)
+    try:
+        second.start()
+        for orphan in orphans:
+            assert orphan.wait(timeout=5) is not None, "the earlier store still runs"
+        client = redis.Redis.from_url(second.redis_url)
+        assert client.get("kept") == b"yes"
+        client.close()
+    finally:
+        second.stop()
+        first.stop()
