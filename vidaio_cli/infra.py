@@ -189,9 +189,7 @@ def up(
 ) -> None:
     """Run the mesh (Redis, S3, janitor, upscaler, compressor, gateway) supervised, until Ctrl-C or SIGTERM.
 
-    Local network mode (generated wallets, one local validator) unless GATEWAY_NETWORK names a chain: then the
-    gateway serves the subnet with the operator's GATEWAY_* settings. REDIS_URL / S3_ENDPOINT, when set,
-    replace the embedded Valkey / SeaweedFS. Settings are read from the environment, then `.env`.
+    Local mode unless GATEWAY_NETWORK names a chain; REDIS_URL / S3_ENDPOINT replace the embedded stores.
     """
     from vidaio_cli.mesh_stack import ChainGateway, service_addresses
 
@@ -200,12 +198,11 @@ def up(
         settings = StackSettings()
         chain = ChainGateway.load(service_addresses(dict(os.environ), host)) if settings.chain_mode else None
         stores = Stores(settings, root, redis_port=redis_port, s3_port=s3_port, s3_public_port=s3_public_port)
-    except ValidationError as exc:  # named, never echoed: REDIS_URL may carry a password
-        problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
-        console.print(f"[red]vidaio-mesh up: bad settings:[/] {problems}")
-        raise typer.Exit(2) from None
-    except (ConfigError, FileNotFoundError, StoreError) as exc:
-        console.print(f"[red]vidaio-mesh up: bad settings:[/] {exc}")
+    except (ValidationError, ConfigError, FileNotFoundError, StoreError) as exc:
+        reason = str(exc)
+        if isinstance(exc, ValidationError):  # each problem named, no value echoed: REDIS_URL may hold a password
+            reason = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+        console.print(f"[red]vidaio-mesh up: bad settings:[/] {reason}")
         if data_dir is None:
             shutil.rmtree(root, ignore_errors=True)
         raise typer.Exit(2) from None

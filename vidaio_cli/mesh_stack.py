@@ -6,9 +6,10 @@ operator's chain settings (`ChainGateway`): then it signs with the operator's ho
 publishes its axon, as `python -m miner_gateway` does on its own.
 
 `vidaio-mesh up` gets these children through `infra.mesh_children`; ports come from the usual variables
-(UPSCALER_PORT, COMPRESSOR_PORT, GATEWAY_PORT, GATEWAY_AXON_PORT) with the compose defaults. The gateway
-accepts exactly one caller, the local validator, whose wallet lives next to the miner's in the data
-directory; `mesh.json` there tells `vidaio-mesh demo --use-running --mesh-dir DIR` how to reach it.
+(UPSCALER_PORT, COMPRESSOR_PORT, GATEWAY_PORT, GATEWAY_AXON_PORT) with the compose defaults. In local mode
+the gateway accepts exactly one caller, the local validator, whose wallet lives next to the miner's in the
+data directory; `mesh.json` there tells `vidaio-mesh demo --use-running --mesh-dir DIR` how to reach it (in
+chain mode it names the network and the operator's hotkey instead).
 """
 
 from __future__ import annotations
@@ -127,13 +128,12 @@ def service_children(python: str, env: dict[str, str], host: str, janitor_addres
     addresses = service_addresses(env, host)
     upscaler, compressor = addresses["upscaler"], addresses["compressor"]
     env = {**env, "JANITOR_ADDR": janitor_address}
-    loopback = {} if chain else {"UPSCALER_ALLOW_LOOPBACK_SOURCES": "true", "COMPRESSOR_ALLOW_LOOPBACK_SOURCES": "true"}
     upscaler_env = {**env, "UPSCALER_HOST": host, "UPSCALER_PORT": upscaler.rsplit(":", 1)[1],
                     "UPSCALER_WORK_DIR": str(work / "upscaler"),
-                    **{k: v for k, v in loopback.items() if k.startswith("UPSCALER_")}}
+                    **({} if chain else {"UPSCALER_ALLOW_LOOPBACK_SOURCES": "true"})}
     compressor_env = {**env, "COMPRESSOR_HOST": host, "COMPRESSOR_PORT": compressor.rsplit(":", 1)[1],
                       "COMPRESSOR_WORK_DIR": str(work / "compressor"),
-                      **{k: v for k, v in loopback.items() if k.startswith("COMPRESSOR_")}}
+                      **({} if chain else {"COMPRESSOR_ALLOW_LOOPBACK_SOURCES": "true"})}
     if chain is None:
         gateway_env, gateway_health, state = _local_gateway(env, host, addresses, data_dir)
     else:
