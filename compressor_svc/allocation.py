@@ -15,6 +15,9 @@ from mesh.scoring import head_compression_score
 
 # Source bytes per output byte assumed for an unprobed scene when no scene was probed at all.
 GUESSED_RATIO = 8.0
+# Predicted sizes are judged this much larger: near the validator's 1.25x cliff a size slightly under-
+# predicted turns a paid result into a zero, and the slope beyond the probes is an estimate.
+SIZE_MARGIN = 0.05
 
 
 def safe_probe(ctx: JobContext, state: SceneState) -> None:
@@ -33,9 +36,10 @@ def safe_probe(ctx: JobContext, state: SceneState) -> None:
 
 
 def predicted_score(ctx: JobContext, allocation: Allocation) -> float:
-    """What the subnet would pay for a predicted split, judged pessimistically (VMAF less the margins)."""
+    """What the subnet would pay for a predicted split, judged pessimistically (VMAF less the margins, the
+    size plus its margin)."""
     pessimistic = allocation.vmaf_neg - ctx.options.prediction_margin - ctx.options.vmaf_margin
-    rate = min(1.0, allocation.size / ctx.source.size_bytes)
+    rate = min(1.0, allocation.size * (1 + SIZE_MARGIN) / ctx.source.size_bytes)
     return head_compression_score(pessimistic, rate, ctx.job.threshold) if rate > 0 else 0.0
 
 

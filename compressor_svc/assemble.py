@@ -4,6 +4,7 @@ colour tags, frame count and square pixels, as the validator's gates ask."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -13,11 +14,15 @@ from compressor_svc.search import Allocation
 from mesh.ffmpeg import run_ffmpeg
 from mesh.vmaf import frame_seek_args
 
+# Chunks shorter than this cost a key frame each for too little parallel work.
+MIN_CHUNK_FRAMES = 120
+MAX_CHUNKS = 8
+
 
 def encode_args(ctx: JobContext, scene: Scene, q: float, preset: str, dest: Path,
-                source_path: Path | None = None) -> list[str]:
+                source_path: Path | None = None, threads: int | None = None) -> list[str]:
     """ffmpeg arguments encoding `scene` of the source (or of `source_path`, a clip made from its frames) at
-    `q` with `preset` into `dest`."""
+    `q` with `preset` into `dest`, with the job's threads unless `threads` says otherwise."""
     source = ctx.source
     colour = []
     for option, value in (("-color_primaries", source.color_primaries),
@@ -30,7 +35,7 @@ def encode_args(ctx: JobContext, scene: Scene, q: float, preset: str, dest: Path
             "-i", str(source_path or ctx.source_path), "-map", "0:v:0", "-an", "-sn", "-dn",
             "-frames:v", str(scene.frames),
             "-fps_mode", "passthrough", "-vf", "setsar=1", "-pix_fmt", "yuv420p", *colour,
-            *ctx.encoder.args(q, preset, threads=ctx.threads_per_job, tuned=ctx.options.tuned),
+            *ctx.encoder.args(q, preset, threads=threads or ctx.threads_per_job, tuned=ctx.options.tuned),
             "-movflags", "+faststart", str(dest)]
 
 
@@ -41,10 +46,48 @@ async def encode_scene(ctx: JobContext, state: SceneState, q: float, reserve: fl
     dest = ctx.workdir / f"scene{state.scene.index:03d}-{state.preset}-q{q:g}.mp4"
     async with ctx.slots:
         started = time.monotonic()
-        await run_ffmpeg(encode_args(ctx, state.scene, q, state.preset, dest), timeout=ctx.timeout(reserve))
+        await encode_frames(ctx, state.scene, q, state.preset, dest, reserve=reserve)
         ctx.costs.observe_encode(ctx.mpx(state.scene.frames), state.preset, time.monotonic() - started)
     state.files[q] = dest
     return dest
+
+
+def chunk_scenes(ctx: JobContext, scene: Scene) -> list[Scene]:
+    """`scene` cut into equal chunks to encode side by side, when its encoder leaves cores idle; else
+    [scene]."""
+    per_chunk = ctx.encoder.chunk_threads
+    if not per_chunk:
+        return [scene]
+    count = min(MAX_CHUNKS, ctx.threads_per_job // per_chunk, scene.frames // MIN_CHUNK_FRAMES)
+    if count <= 1:
+        return [scene]
+    bounds = [scene.start + round(index * scene.frames / count) for index in range(count + 1)]
+    return [Scene(scene.index, start, end) for start, end in zip(bounds, bounds[1:])]
+
+
+async def encode_frames(ctx: JobContext, scene: Scene, q: float, preset: str, dest: Path, *,
+                        source_path: Path | None = None, reserve: float = 0.0) -> None:
+    """`scene` of the source (or of `source_path`) at `q` into `dest`: one ffmpeg run, or chunks side by
+    side joined by stream copy when the encoder leaves cores idle (`chunk_scenes`)."""
+    chunks = chunk_scenes(ctx, scene)
+    if len(chunks) == 1:
+        await run_ffmpeg(encode_args(ctx, scene, q, preset, dest, source_path), timeout=ctx.timeout(reserve))
+        return
+    threads = max(1, ctx.threads_per_job // len(chunks))
+    paths = [dest.with_name(f"{dest.stem}-chunk{index}.mp4") for index in range(len(chunks))]
+    encodes = [asyncio.create_task(run_ffmpeg(encode_args(ctx, chunk, q, preset, path, source_path, threads),
+                                              timeout=ctx.timeout(reserve))) for chunk, path in zip(chunks, paths)]
+    try:
+        await asyncio.gather(*encodes)
+        await join(ctx, paths, dest)
+    except BaseException:
+        for encode in encodes:  # one chunk failed or the job was cancelled: stop the others too
+            encode.cancel()
+        await asyncio.gather(*encodes, return_exceptions=True)
+        raise
+    finally:
+        for path in paths:
+            path.unlink(missing_ok=True)
 
 
 async def join(ctx: JobContext, parts: list[Path], dest: Path) -> Path:

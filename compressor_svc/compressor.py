@@ -34,10 +34,10 @@ from compressor_svc.planning import (
     verify_reserve,
 )
 from compressor_svc.probing import calibrate, search
-from compressor_svc.proxy import PROXY_PROBES, proxy_frames, search_on_proxy, worth_it
+from compressor_svc.proxy import MAX_PROBES, PLANNED_PROBES, proxy_frames, search_on_proxy, worth_it
 from compressor_svc.scenes import Scene, detect_scenes
 from compressor_svc.search import Allocation
-from compressor_svc.verify import check_structure, learn_from, verify
+from compressor_svc.verify import check_structure, learn_from, unverified, verify
 from mesh.codecs import select_encoder
 from mesh.errors import DeadlineTooShort, InvalidInput
 from mesh.gates import failures
@@ -100,11 +100,11 @@ async def _search_on_proxy(ctx: JobContext) -> None:
     # The starting rates are cautious; when even the fastest preset seems not to fit, try it anyway: the
     # probes measure this machine and stop before they eat the final encode's time.
     fastest = ctx.options.preset or ctx.encoder.presets[-1]
-    preset = plan_on_proxy(ctx, proxy_frames(ctx.source.frame_count), PROXY_PROBES) or fastest
+    preset = plan_on_proxy(ctx, proxy_frames(ctx.source.frame_count), PLANNED_PROBES) or fastest
     ctx.notes.append(f"real size: searched on a proxy, preset {preset}")
     ctx.on_proxy = True
     ctx.scenes = [SceneState(Scene(0, 0, ctx.source.frame_count), preset)]
-    await search_on_proxy(ctx, PROXY_PROBES)
+    await search_on_proxy(ctx, MAX_PROBES)
 
 
 async def _fixed_quality(ctx: JobContext, q: float) -> Candidate:
@@ -168,12 +168,18 @@ async def _finish(ctx: JobContext) -> Candidate:
                 output = await assemble(ctx, allocation, attempt)
             else:
                 allocation, output = await _first_output(ctx, allocation)
-            candidate = await verify(ctx, output, allocation, attempt)
         except TimeoutError:
             if candidates:
                 ctx.notes.append("refinement stopped by the deadline")
                 break
             raise
+        try:
+            candidate = await verify(ctx, output, allocation, attempt)
+        except TimeoutError:
+            if candidates:
+                ctx.notes.append("refinement stopped by the deadline")
+                break
+            candidate = await unverified(ctx, output, allocation)
         candidates.append(candidate)
         check_structure(candidate)
         learn_from(ctx, candidate)

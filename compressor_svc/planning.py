@@ -18,12 +18,16 @@ if TYPE_CHECKING:
 
 # Fixed cost of one ffmpeg run (start, probe, encoder init), on top of the per-megapixel rates below.
 CALL_OVERHEAD = 0.25
-# Rough throughput (megapixels per second on 2 cores, default preset, ~400x200 to 720p frames) until the
-# calibration encode measures this machine.
-ENCODE_MPX_PER_S = {"libsvtav1": 20.0, "libx265": 6.0, "libx264": 15.0, "libvpx-vp9": 12.0}
+# Throughput (megapixels per second on 2 cores, default preset) until this machine is measured: about
+# 85-95 % of what 720p clips run at on the 2-core development VM (SVT-AV1 preset 8 59 Mpx/s, x265 ultrafast
+# in two chunks 60-75 Mpx/s, libvmaf ~75 Mpx/s). Too low a start makes a real-size job pick the fastest preset
+# and one probe before anything has been timed. Small frames run slower per pixel, which the first measurement corrects.
+ENCODE_MPX_PER_S = {"libsvtav1": 50.0, "libx265": 18.0, "libx264": 15.0, "libvpx-vp9": 12.0}
 HARDWARE_MPX_PER_S = 400.0
-VMAF_MPX_PER_S = 27.0
+VMAF_MPX_PER_S = 70.0
 SCENE_MPX_PER_S = 150.0
+# Building a proxy decodes the whole clip (h264 at 720p: ~500 Mpx/s on 2 cores) and writes a few FFV1 frames.
+PROXY_BUILD_MPX_PER_S = 300.0
 # A clip searched on a proxy is verified on every 10th frame when a full pass does not fit.
 PROXY_VERIFY_SUBSAMPLE = 10
 
@@ -51,7 +55,9 @@ class CostModel:
 
     @staticmethod
     def _vmaf_work(mpx: float, subsample: int, models: int) -> float:
-        return mpx * (0.35 + 0.65 / subsample) * (1.0 if models == 1 else 1.8)
+        """Every frame is decoded whatever the subsampling (a 720p pass on every 10th frame took a quarter
+        of a full one); a second model costs 0.8 of the first."""
+        return mpx * (0.17 + 0.83 / subsample) * (1.0 if models == 1 else 1.8)
 
     def encode_seconds(self, mpx: float, preset: str) -> float:
         return mpx * self.encode * self.encoder.cost(preset)
@@ -134,6 +140,17 @@ def verify_reserve(ctx: JobContext) -> float:
     return 1.5 * (ctx.costs.vmaf_seconds(ctx.mpx(ctx.source.frame_count), subsample) + 3 * CALL_OVERHEAD)
 
 
+def proxy_costs(ctx: JobContext, proxy_frames: int, preset: str) -> tuple[float, float, float]:
+    """Expected seconds of a proxy search at `preset`, from the cost model: building the proxy, one probe,
+    and the finish (the final encode and a sampled verification)."""
+    full, sample = ctx.mpx(ctx.source.frame_count), ctx.mpx(proxy_frames)
+    build = full / (PROXY_BUILD_MPX_PER_S * max(1.0, ctx.options.threads / 2)) + CALL_OVERHEAD
+    probe = ctx.costs.encode_seconds(sample, preset) + ctx.costs.vmaf_seconds(sample, models=1) + 2 * CALL_OVERHEAD
+    finish = ctx.costs.encode_seconds(full, preset) * 1.15 + ctx.costs.vmaf_seconds(full, PROXY_VERIFY_SUBSAMPLE) \
+        + 4 * CALL_OVERHEAD
+    return build, probe, finish
+
+
 def plan_on_proxy(ctx: JobContext, proxy_frames: int, probes: int) -> str | None:
     """The slowest preset, from the encoder's default toward faster ones, at which a proxy search of
     `probes` probes, the final encode and a sampled verification fit in 90% of the time left; None when
@@ -141,14 +158,9 @@ def plan_on_proxy(ctx: JobContext, proxy_frames: int, probes: int) -> str | None
     encoder = ctx.encoder
     presets = [ctx.options.preset] if ctx.options.preset else list(encoder.presets)
     default = encoder.default_preset if encoder.default_preset in presets else presets[0]
-    full, sample = ctx.mpx(ctx.source.frame_count), ctx.mpx(proxy_frames)
-    build = full / SCENE_MPX_PER_S + CALL_OVERHEAD
-    verify = ctx.costs.vmaf_seconds(full, PROXY_VERIFY_SUBSAMPLE) + 2 * CALL_OVERHEAD
     for preset in presets[presets.index(default):]:
-        probe = ctx.costs.encode_seconds(sample, preset) + ctx.costs.vmaf_seconds(sample, models=1) \
-            + 2 * CALL_OVERHEAD
-        final = ctx.costs.encode_seconds(full, preset) * 1.15 + 2 * CALL_OVERHEAD
-        if build + probes * probe + final + verify <= ctx.clock.remaining() * 0.9:
+        build, probe, finish = proxy_costs(ctx, proxy_frames, preset)
+        if build + probes * probe + finish <= ctx.clock.remaining() * 0.9:
             return preset
     return None
 

@@ -21,18 +21,26 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from compressor_svc.assemble import encode_args
+from compressor_svc.assemble import encode_frames
 from compressor_svc.context import JobContext
-from compressor_svc.planning import CALL_OVERHEAD
+from compressor_svc.planning import CALL_OVERHEAD, proxy_costs
 from compressor_svc.scenes import Scene
 from compressor_svc.search import Probe, next_probe
 from mesh.ffmpeg import run_ffmpeg
 from mesh.vmaf import harmonic_mean, measure
 
-WINDOWS = 6
-PROXY_PROBES = 3
-WINDOW_FRAMES = 20
-SKIP_HEAD = 2
+# 10 windows of 24 frames, the first 6 of each left out: measured on three 720p permuted clips at one q
+# each, this read within 0.2-0.4 of the full VMAF-NEG where 6 x 20 (skip 2) read 0.7-2.8 too high (fewer
+# windows miss parts of a three-source clip, and short windows are mostly the encoder's key-frame start).
+WINDOWS = 10
+# The preset is planned so that PLANNED_PROBES fit; the search may go on to MAX_PROBES while time is left.
+PLANNED_PROBES = 1
+MAX_PROBES = 3
+WINDOW_FRAMES = 24
+SKIP_HEAD = 6
+# A frame of the proxy costs more to encode than a frame of the clip: its windows join at cuts, which the
+# encoders answer with key frames (measured at 720p: SVT-AV1 preset 10 1.8x, x265 ultrafast 1.85x).
+PROXY_ENCODE_INFLATION = 1.8
 BIAS_DATA = Path(__file__).with_name("data") / "proxy_bias.json"
 
 
@@ -82,8 +90,8 @@ def proxy_frames(total_frames: int) -> int:
 
 
 def worth_it(total_frames: int) -> bool:
-    """A proxy only pays when it is a small part of the clip."""
-    return total_frames >= 4 * WINDOWS * WINDOW_FRAMES
+    """A proxy only pays when it is a small part of the clip (a 30-s clip: 240 of 900 frames)."""
+    return total_frames >= 3 * WINDOWS * WINDOW_FRAMES
 
 
 async def build_proxy(ctx: JobContext) -> Proxy:
@@ -114,10 +122,8 @@ async def probe_proxy(ctx: JobContext, proxy: Proxy, q: float, preset: str) -> t
     """(raw VMAF-NEG reading, bytes, encode seconds) of the proxy encoded at `q`."""
     dest = ctx.workdir / f"proxy-{preset}-q{q:g}.mp4"
     started = time.monotonic()
-    await run_ffmpeg(encode_args(ctx, Scene(-2, 0, proxy.frames), q, preset, dest, source_path=proxy.path),
-                     timeout=ctx.timeout())
+    await encode_frames(ctx, Scene(-2, 0, proxy.frames), q, preset, dest, source_path=proxy.path)
     encode_seconds = time.monotonic() - started
-    ctx.costs.observe_encode(ctx.mpx(proxy.frames), preset, encode_seconds)
     scores = await measure(dest, proxy.path, models=("vmaf_neg",), n_threads=ctx.threads_per_job,
                            timeout=ctx.timeout())
     size = dest.stat().st_size
@@ -129,27 +135,33 @@ async def search_on_proxy(ctx: JobContext, max_probes: int) -> int:
     """Probe the proxy until the corrected curve brackets the search target (or the time the final encode
     and verification need is reached), then give the clip's one scene those probes as whole-clip
     predictions, less the spread. The first probe always runs, and what it took, scaled to the whole clip,
-    is what the final encode and a sampled verification are expected to take (the starting rates are
-    cautious). Returns the probes made."""
+    is what the final encode and a sampled verification are expected to take: the probes time this machine
+    under its present load. Returns the probes made."""
     state = ctx.scenes[0]
     fix = correction()
     target = ctx.targets.search + fix.spread
     ctx.reporter.update("search", 0, max_probes, "probes", f"proxy of {WINDOWS} windows")
     proxy = await build_proxy(ctx)
     scale = ctx.source.frame_count / proxy.frames
-    probe_seconds = 0.0
+    # Until a probe has timed this machine, the cost model's figures.
+    _, probe_seconds, final_seconds = proxy_costs(ctx, proxy.frames, state.preset)
     probes: list[Probe] = []
-    final_seconds = 0.0  # the final encode and a sampled verification, scaled from what the probes took
     for made in range(max_probes):
         q = next_probe(probes, target, ctx.encoder)
         started = time.monotonic()
-        if q is None or (made and ctx.clock.remaining() - final_seconds < probe_seconds):
+        if q is None or ctx.clock.remaining() - final_seconds < probe_seconds:
+            if not made:
+                ctx.notes.append("deadline: no time for a proxy probe, encoded at the encoder's typical quality")
             return made
         raw, size, encode_seconds = await probe_proxy(ctx, proxy, q, state.preset)
-        probe_seconds = time.monotonic() - started
+        probe_seconds = time.monotonic() - started  # the proxy was built before the clock started
         # A sampled verification still decodes every frame: about 0.4 of a full pass, by our measurements.
-        ctx.verify_seconds = 1.3 * (0.4 * scale * _net(probe_seconds - encode_seconds) + 1.0)
-        final_seconds = 1.2 * (scale * _net(encode_seconds) + 1.0) + ctx.verify_seconds
+        ctx.verify_seconds = 1.1 * (0.4 * scale * _net(probe_seconds - encode_seconds) + 1.0)
+        # The slower of two estimates of the final encode: the probe's time scaled to the clip (which varies
+        # with how each encoder meets the proxy's cuts) and the cost model's (an overrun loses the item).
+        scaled = scale * _net(encode_seconds) / PROXY_ENCODE_INFLATION
+        modelled = ctx.costs.encode_seconds(ctx.mpx(ctx.source.frame_count), state.preset)
+        final_seconds = 1.2 * (max(scaled, modelled) + 1.0) + ctx.verify_seconds
         probes.append(Probe(q, raw + fix.bias, int(size * scale)))
         state.record(Probe(q, raw + fix.bias - fix.spread, int(size * scale)))
         ctx.probe_count += 1

@@ -27,6 +27,9 @@ LAMBDA_STEPS = 240
 # search interpolates and the curves extrapolate in that space.
 CEILING = 100.5
 TYPICAL_VMAF = 90.0
+# The flattest VMAF-NEG-over-q slope we measured relative to an encoder's typical one (0.75-1.33 in
+# compressor_svc/data/proxy_bias.json's full-clip pairs).
+UNMEASURED_SLOPE_FLOOR = 0.75
 # The first probe of a scene aims this far above the target: a search cut short by the deadline then
 # still holds an encode that meets the target for most scenes.
 FIRST_PROBE_MARGIN = 3.0
@@ -124,14 +127,17 @@ class SceneCurve:
         count = int(round((self.q_high - self.q_low) / step)) + 1
         return np.round(self.q_low + step * np.arange(count), 4)
 
-    def _along(self, q: np.ndarray, values: np.ndarray, slope: float) -> np.ndarray:
+    def _along(self, q: np.ndarray, values: np.ndarray, slope: float, below_slope: float | None = None) -> np.ndarray:
         inside = np.interp(q, self.qs, values)
-        below = values[0] + slope * (q - self.qs[0])
+        below = values[0] + (slope if below_slope is None else below_slope) * (q - self.qs[0])
         above = values[-1] + slope * (q - self.qs[-1])
         return np.where(q < self.qs[0], below, np.where(q > self.qs[-1], above, inside))
 
     def vmaf(self, q: float | np.ndarray) -> np.ndarray:
-        u = self._along(np.asarray(q, dtype=float), self.us, self.u_slope)
+        # One probe has not measured the slope: toward better quality (lower q) assume the flattest curve
+        # seen, so reaching the target is not predicted too soon (a miss scores ~0, an overshoot a little less).
+        below = self.u_slope * UNMEASURED_SLOPE_FLOOR if len(self.qs) == 1 else None
+        u = self._along(np.asarray(q, dtype=float), self.us, self.u_slope, below)
         return np.clip(from_distortion(u), 1e-3, 100.0)
 
     def size(self, q: float | np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from mesh.errors import GateFailed
 from mesh.gates import all_passed, compression_gates, failures, vmaf_gates
 from mesh.media import probe
 from mesh.scoring import compression_rate, head_compression_score
-from mesh.vmaf import measure
+from mesh.vmaf import VmafScores, measure
 
 # Gates whose failure is a bug in the output's format, not a weak score.
 STRUCTURAL_GATES = {"resolution", "codec", "container", "profile", "pix_fmt", "sar", "fps", "color_tags",
@@ -43,6 +43,22 @@ async def verify(ctx: JobContext, output: Path, allocation: Allocation, attempt:
                         f"candidate {attempt + 1}: vmaf {scores.vmaf:.2f} vmaf-neg {scores.vmaf_neg:.2f} "
                         f"ratio {1 / rate:.2f} score {score:.3f} size {media.size_bytes} B")
     return Candidate(output, media, scores, allocation.qs, gates, score, meets)
+
+
+async def unverified(ctx: JobContext, output: Path, allocation: Allocation) -> Candidate:
+    """The first candidate when the deadline leaves no time to measure it: the validator's format, ratio
+    and bitrate gates (a probe of the file), and the search's prediction (already less the proxy's spread)
+    as its VMAF-NEG. An output predicted to meet the target beats none: an empty answer scores 0."""
+    media = await asyncio.to_thread(probe, output)
+    job = ctx.job
+    gates = compression_gates(ctx.source, media, job.codec, job.mode, job.bitrate_mbps)
+    predicted = float(allocation.vmaf_neg)
+    scores = VmafScores((0,), {"vmaf": (predicted,), "vmaf_neg": (predicted,)})
+    passed = all_passed(gates)
+    rate = compression_rate(ctx.source.size_bytes, media.size_bytes)
+    score = head_compression_score(predicted, rate, job.threshold) if passed else 0.0
+    ctx.notes.append("deadline: no time to measure the output; its VMAF-NEG is the search's prediction")
+    return Candidate(output, media, scores, allocation.qs, gates, score, passed and predicted >= ctx.targets.aim)
 
 
 def check_structure(candidate: Candidate) -> None:

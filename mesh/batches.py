@@ -1,8 +1,9 @@
 """The items of one synapse, planned as a whole.
 
-A validator sends up to five videos in one synapse with one deadline. Each item's step gets a fair share
-of the time left: the time divided by the rounds of work still ahead of the batch (its unfinished items
-over the jobs that run at once), so the first item cannot spend what the last one needs. And since the
+A validator sends up to five videos in one synapse with one deadline. Each item's step gets a share of
+the time left: the time divided by the rounds of work still ahead of the batch (its unfinished items over
+the jobs that run at once), weighted by what the item needs against the other unfinished items (the caller
+knows: an x265 item costs more than an SVT-AV1 one), so the first item cannot spend what the last needs. And since the
 validator zeroes two outputs of one synapse with the same file size (it may send one input twice), an
 output whose size another item of the batch already has is remuxed with a padding tag until it differs.
 """
@@ -29,6 +30,10 @@ class BatchRef:
     id: str = ""
     size: int = 1
     index: int = 0
+    weights: tuple[float, ...] = ()  # per item, index-aligned; () = equal
+
+    def weight(self, index: int) -> float:
+        return self.weights[index] if self.weights else 1.0
 
     @property
     def alone(self) -> bool:
@@ -37,7 +42,7 @@ class BatchRef:
 
 @dataclass
 class _Batch:
-    finished: int = 0
+    finished: set[int] = field(default_factory=set)  # item indices
     sizes: set[int] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     touched: float = field(default_factory=time.monotonic)
@@ -64,16 +69,19 @@ class BatchPlanner:
         finally:
             if not batch.alone:
                 state = self._get(batch)
-                state.finished += 1
-                if state.finished >= batch.size:
+                state.finished.add(batch.index)
+                if len(state.finished) >= batch.size:
                     self._batches.pop(batch.id, None)
 
     def share(self, batch: BatchRef, seconds_left: float) -> float:
         """This item's share of `seconds_left`, the deadline its whole batch shares."""
         if batch.alone:
             return seconds_left
-        unfinished = max(1, batch.size - self._get(batch).finished)
-        return seconds_left / math.ceil(unfinished / self.concurrency)
+        finished = self._get(batch).finished
+        unfinished = [index for index in range(batch.size) if index not in finished or index == batch.index]
+        mean_weight = sum(batch.weight(index) for index in unfinished) / len(unfinished)
+        rounds = math.ceil(len(unfinished) / self.concurrency)
+        return min(seconds_left, seconds_left / rounds * batch.weight(batch.index) / mean_weight)
 
     async def make_distinct(self, batch: BatchRef, output: Path) -> None:
         """Remux `output` with a padding tag (stream copy) while its size equals another item's in `batch`."""

@@ -23,6 +23,22 @@ UPSCALE_CODECS = ("hevc", "av1")
 TASK_SCALES = {"SD2HD": 2, "HD24K": 2, "SD24K": 4, "4K28K": 2}
 
 
+# Relative time one real-size compression item needs, by codec family (720p on 2 cores, like 4K on a 16-core
+# miner): x265 keeps fewer cores busy than SVT-AV1 and its encode is the longer (docs/figures.md), and a
+# high threshold needs a slower preset to reach it above the validator's 1.25x ratio gate.
+COMPRESSION_TIME_WEIGHTS = {"av1": 1.0, "hevc": 1.25, "h264": 0.8, "vp9": 1.2}
+HIGH_THRESHOLD = 93.0
+HIGH_THRESHOLD_TIME_WEIGHT = 1.2
+
+
+def compression_time_weight(codec: str, threshold: float) -> float:
+    """How much of a synapse's time this item should get, relative to an SVT-AV1 item below 93; an unknown
+    codec weighs 1 (the service refuses it anyway)."""
+    name = CODEC_ALIASES.get(codec.strip().lower(), codec.strip().lower())
+    weight = COMPRESSION_TIME_WEIGHTS.get(name, 1.0)
+    return weight * (HIGH_THRESHOLD_TIME_WEIGHT if threshold >= HIGH_THRESHOLD else 1.0)
+
+
 def normalize_codec(codec: str, offered: tuple[str, ...] = CODEC_FAMILIES) -> str:
     """'AV1', 'h265', 'HEVC', 'avc' ... -> one of `offered`; INVALID_ARGUMENT otherwise."""
     name = codec.strip().lower()
@@ -54,6 +70,8 @@ class Encoder:
     slowest (smallest files) to fastest, with `preset_cost` the encode time relative to `default_preset`.
     `vmaf_slope` (VMAF-NEG per q step, negative) and `size_slope` (d ln bytes per q step) seed the search
     before two probes have measured the real curve; `guess` maps a VMAF-NEG target to a first q.
+    `chunk_threads`, when set, is how many threads one encode of a long clip keeps busy: the clip is then
+    cut into chunks encoded side by side (one per that many threads) and joined by stream copy.
     """
 
     codec: str
@@ -69,6 +87,7 @@ class Encoder:
     size_slope: float
     guess_at_89: float
     guess_per_point: float
+    chunk_threads: int | None = None
 
     def guess(self, target: float) -> float:
         """A first q for VMAF-NEG `target`, from typical 30 fps content at this encoder's default preset."""
@@ -129,16 +148,23 @@ def _nvenc(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> li
 _ARGS = {"libsvtav1": _svtav1, "libx265": _x265, "libx264": _x264, "libvpx-vp9": _vp9,
          "av1_nvenc": _nvenc, "hevc_nvenc": _nvenc, "h264_nvenc": _nvenc}
 
-_X26X_PRESETS = ("slow", "medium", "fast", "veryfast", "ultrafast")
+_X26X_PRESETS = ("slow", "medium", "fast", "veryfast", "superfast", "ultrafast")
 _NVENC_PRESETS = ("p7", "p6", "p5", "p4", "p3", "p2", "p1")
 _NVENC_COST = (2.5, 1.8, 1.3, 1.0, 0.8, 0.7, 0.6)
 
 CPU_ENCODERS = {
-    "av1": Encoder("av1", "libsvtav1", False, 1, 63, 0.25, ("4", "5", "6", "7", "8", "10", "12"),
-                   (2.7, 2.2, 1.85, 1.35, 1.0, 0.5, 0.45), "8", -0.8, -0.05, 45, 2.5),
-    "hevc": Encoder("hevc", "libx265", False, 0, 51, 0.25, _X26X_PRESETS, (3.2, 1.0, 0.7, 0.6, 0.3),
-                    "medium", -1.6, -0.11, 28, 1.0),
-    "h264": Encoder("h264", "libx264", False, 0, 51, 0.25, _X26X_PRESETS, (1.6, 1.0, 0.7, 0.4, 0.2),
+    # Costs and slopes measured at 720p on 2 cores (docs/figures.md, "The real round"): preset 10 is the
+    # fastest offered, since 12 (run as 11) saves 8 % of the time and loses ~1 VMAF-NEG point at equal size;
+    # 8 takes 1.8x as long as 10 and gains ~1.4 points more; sizes fall ~10 % per CRF step.
+    "av1": Encoder("av1", "libsvtav1", False, 1, 63, 0.25, ("4", "5", "6", "7", "8", "10"),
+                   (2.7, 2.2, 1.85, 1.35, 1.0, 0.57), "8", -0.77, -0.1, 45, 2.5),
+    # x265 at its fast presets keeps ~1.15 of 2 cores busy at 720p (21 s for 900 frames; two halves side
+    # by side: 11-16 s), hence chunks; superfast takes 1.43x and veryfast 2.25x ultrafast's time. VMAF
+    # slopes (SVT-AV1 -0.77, x265 -1.26 at VMAF 90): the mean of the full-clip pairs in
+    # compressor_svc/data/proxy_bias.json.
+    "hevc": Encoder("hevc", "libx265", False, 0, 51, 0.25, _X26X_PRESETS, (3.2, 1.0, 0.9, 0.68, 0.43, 0.3),
+                    "medium", -1.26, -0.11, 28, 1.0, chunk_threads=1),
+    "h264": Encoder("h264", "libx264", False, 0, 51, 0.25, _X26X_PRESETS, (1.6, 1.0, 0.7, 0.4, 0.3, 0.2),
                     "medium", -1.6, -0.11, 25, 1.0),
     "vp9": Encoder("vp9", "libvpx-vp9", False, 0, 63, 1, ("1", "2", "3", "4", "5"),
                    (2.2, 1.5, 1.2, 1.0, 0.9), "4", -0.6, -0.05, 42, 2.0),

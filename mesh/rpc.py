@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -62,7 +63,10 @@ def batch_from_proto(batch: common_pb2.Batch) -> BatchRef:
         raise InvalidInput("batch.id is longer than 128 characters")
     if not 1 <= batch.size <= 100 or batch.index >= batch.size:
         raise InvalidInput(f"batch index {batch.index} of size {batch.size} is impossible")
-    return BatchRef(batch.id, batch.size, batch.index)
+    weights = tuple(batch.weights)
+    if weights and (len(weights) != batch.size or not all(math.isfinite(w) and w > 0 for w in weights)):
+        raise InvalidInput(f"batch.weights must be empty or {batch.size} finite values > 0")
+    return BatchRef(batch.id, batch.size, batch.index, weights)
 
 
 def codec_from_proto(value: int, default: str, offered: Iterable[str]) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import grpc
 from opentelemetry import trace
 
+from mesh.codecs import compression_time_weight
 from mesh.scheduling import SYNTHETIC
 from mesh.telemetry import outgoing_metadata
 from mesh.v1 import common_pb2, compressor_pb2, upscaler_pb2
@@ -149,9 +150,13 @@ class Dispatcher:
 
 
 def _batch(label: str, items: Sequence[Item], item: Item) -> common_pb2.Batch:
-    """The items sent together are one batch: the services share its deadline among them."""
+    """The items sent together are one batch: the services share its deadline among them, compression items
+    weighted by what their codec and threshold cost."""
     index = next(position for position, other in enumerate(items) if other is item)
-    return common_pb2.Batch(id=label, size=len(items), index=index)
+    weights = [compression_time_weight(other.target_codec, other.vmaf_threshold) for other in items
+               if isinstance(other, CompressItem)]
+    return common_pb2.Batch(id=label, size=len(items), index=index,
+                            weights=weights if len(weights) == len(items) else [])
 
 
 async def _call(pool: EndpointPool, request, deadline: float, span: trace.Span, index: int) -> str:

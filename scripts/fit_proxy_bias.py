@@ -1,11 +1,12 @@
 """Measure how the compressor's proxy reads against the validator's full measurement, and store the pairs.
 
-For each clip, codec and q: encode the whole clip (at the fastest preset, as real-size jobs do), measure
+For each clip, codec and q: encode the whole clip (at the preset real-size jobs use, --preset-*), measure
 its VMAF-NEG on every frame (harmonic mean, the validator's number), and read the proxy of the same clip
 encoded at the same settings. The pairs go to compressor_svc/data/proxy_bias.json, from which
 `compressor_svc.proxy.correction()` fits the bias and spread the service uses (a test refits them).
 
     python scripts/fit_proxy_bias.py CLIP [CLIP ...] [--codecs av1 hevc] [--qs-av1 27 34] [--qs-hevc 19 25]
+        [--preset-av1 10] [--preset-hevc ultrafast] [--append]
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ from mesh.progress import ProgressReporter
 from mesh.vmaf import measure
 
 
-async def pairs_for(clip: Path, codec: str, qs: list[float], workdir: Path) -> list[dict]:
+async def pairs_for(clip: Path, codec: str, qs: list[float], preset: str, workdir: Path) -> list[dict]:
     job, options = CompressJob(89, codec), CompressOptions(allow_hardware=False)
     encoder = select_encoder(codec, allow_hardware=False)
     ctx = JobContext(source_path=clip, source=probe(clip), workdir=workdir, job=job, options=options,
                      targets=Targets.of(job, options), clock=Clock(3600), costs=CostModel(encoder, options.threads),
                      encoder=encoder, reporter=ProgressReporter())
-    preset = encoder.presets[-1]
     proxy = await build_proxy(ctx)
     found = []
     for q in qs:
@@ -58,6 +58,8 @@ async def main() -> None:
     parser.add_argument("--codecs", nargs="+", default=["av1", "hevc"])
     parser.add_argument("--qs-av1", nargs="+", type=float, default=[27.0, 34.0])
     parser.add_argument("--qs-hevc", nargs="+", type=float, default=[19.0, 25.0])
+    parser.add_argument("--preset-av1", default="10")
+    parser.add_argument("--preset-hevc", default="ultrafast")
     parser.add_argument("--out", type=Path, default=BIAS_DATA)
     parser.add_argument("--append", action="store_true", help="keep the pairs already in --out")
     args = parser.parse_args()
@@ -66,8 +68,8 @@ async def main() -> None:
     for clip in args.clips:
         for codec in args.codecs:
             with tempfile.TemporaryDirectory() as work:
-                qs = args.qs_av1 if codec == "av1" else args.qs_hevc
-                pairs += await pairs_for(clip, codec, qs, Path(work))
+                qs, preset = (args.qs_av1, args.preset_av1) if codec == "av1" else (args.qs_hevc, args.preset_hevc)
+                pairs += await pairs_for(clip, codec, qs, preset, Path(work))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d"), "pairs": pairs}, indent=1) + "\n")
     correction.cache_clear()

@@ -5,6 +5,7 @@ delivered. (The timeout is set short here; in the sandbox it comes from the vali
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_a_batch_too_big_for_its_timeout_is_answered_in_time(tmp_path):
         assert delivered <= {entry["output_path"] for entry in batch}
         # What was delivered is complete; nothing else was left under the output root.
         for path in delivered:
-            assert media(path)["codec"] == "av1"
+            assert media(Path(path))["codec"] == "av1"
         assert {str(path) for path in service.files_under_outputs()} == delivered
 
 

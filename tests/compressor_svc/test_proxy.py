@@ -72,9 +72,9 @@ async def test_the_proxy_reads_close_to_the_full_measurement(tmp_path):
                      reporter=ProgressReporter())
     proxy = await build_proxy(ctx)
     assert proxy.frames == WINDOWS * WINDOW_FRAMES and probe(proxy.path).frame_count == proxy.frames
-    reading, _, _ = await probe_proxy(ctx, proxy, 40, "12")
+    reading, _, _ = await probe_proxy(ctx, proxy, 40, "10")
     full_path = tmp_path / "full.mp4"
-    await run_ffmpeg(encode_args(ctx, Scene(0, 0, 480), 40, "12", full_path))
+    await run_ffmpeg(encode_args(ctx, Scene(0, 0, 480), 40, "10", full_path))
     full = (await measure(full_path, clip, models=("vmaf_neg",))).vmaf_neg
     fix = correction()
     assert abs(full - (reading + fix.bias)) <= fix.spread + 1.0, (reading, full, fix)

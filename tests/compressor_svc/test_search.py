@@ -114,3 +114,19 @@ def test_request_validation():
             setattr(request, key, value)
         with pytest.raises(InvalidInput):
             task_from_request(request, None)
+
+
+def test_one_probe_curves_assume_the_flattest_slope_toward_quality():
+    from compressor_svc.search import UNMEASURED_SLOPE_FLOOR, distortion
+
+    single = SceneCurve([Probe(30, 85.0, 1000)], AV1, 30)
+    slope = -AV1.vmaf_slope / (100.5 - 90.0)  # the typical du/dq
+    assert float(distortion(single.vmaf(26))) == pytest.approx(
+        float(distortion(85.0)) - 4 * slope * UNMEASURED_SLOPE_FLOOR, rel=1e-6), "toward quality: the flatter"
+    assert float(distortion(single.vmaf(34))) == pytest.approx(float(distortion(85.0)) + 4 * slope, rel=1e-6)
+    assert single.highest_q(88.0) < 30 - (float(distortion(85.0)) - float(distortion(88.0))) / slope + 1e-9, \
+        "reaching a higher target takes more q steps than the typical slope says"
+    two = SceneCurve([Probe(30, 85.0, 1000), Probe(34, 80.0, 700)], AV1, 30)
+    measured = (float(distortion(80.0)) - float(distortion(85.0))) / 4
+    assert float(distortion(two.vmaf(26))) == pytest.approx(float(distortion(85.0)) - 4 * measured, rel=1e-6), \
+        "two probes: the measured slope both ways"

@@ -32,6 +32,46 @@ def test_each_item_gets_a_fair_share_of_what_is_left():
     assert two_at_once.share(BatchRef("s", 5, 0), 120.0) == pytest.approx(40.0), "5 items on 2 slots: 3 rounds"
 
 
+def test_weighted_shares_follow_what_each_unfinished_item_needs():
+    weights = (1.0, 1.25, 1.2, 1.0, 1.25)
+    planner = BatchPlanner(concurrency=1)
+    batch = [BatchRef("synapse-w", 5, index, weights) for index in range(5)]
+    with planner.member(batch[0]):
+        assert planner.share(batch[0], 170.0) == pytest.approx(170.0 * 1.0 / sum(weights))
+    with planner.member(batch[1]):
+        assert planner.share(batch[1], 140.0) == pytest.approx(140.0 * 1.25 / sum(weights[1:])), \
+            "the finished item's weight no longer counts"
+    with planner.member(batch[4]):  # out of order: items 2 and 3 are still unfinished
+        assert planner.share(batch[4], 100.0) == pytest.approx(100.0 * 1.25 / (1.2 + 1.0 + 1.25))
+    for index in (2, 3):
+        with planner.member(batch[index]):
+            pass
+    heavy = BatchRef("synapse-h", 2, 0, (9.0, 1.0))
+    assert BatchPlanner(concurrency=2).share(heavy, 60.0) == 60.0, "never more than the time left"
+
+
+def test_batch_weights_from_the_contract_are_checked():
+    from mesh.errors import InvalidInput
+    from mesh.rpc import batch_from_proto
+    from mesh.v1 import common_pb2
+
+    ref = batch_from_proto(common_pb2.Batch(id="s", size=2, index=1, weights=[1.0, 1.25]))
+    assert ref.weights == (1.0, 1.25) and ref.weight(1) == 1.25
+    assert batch_from_proto(common_pb2.Batch(id="s", size=2, index=0)).weights == ()
+    for bad in ([1.0], [1.0, 0.0], [1.0, float("nan")], [1.0, -2.0]):
+        with pytest.raises(InvalidInput, match="weights"):
+            batch_from_proto(common_pb2.Batch(id="s", size=2, index=0, weights=bad))
+
+
+def test_x265_and_high_thresholds_weigh_more():
+    from mesh.codecs import compression_time_weight
+
+    assert compression_time_weight("av1", 85) == 1.0
+    assert compression_time_weight("HEVC", 89) > compression_time_weight("av1", 89)
+    assert compression_time_weight("av1", 93) > compression_time_weight("av1", 89)
+    assert compression_time_weight("theora", 85) == 1.0
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("batch") / "clip.mp4"

@@ -94,6 +94,10 @@ async def test_compress_requests_map_codec_mode_bitrate_and_threshold(replicas, 
         (89.0, common_pb2.VIDEO_CODEC_HEVC, compressor_pb2.CODEC_MODE_CRF, 10.0),
         (85.0, common_pb2.VIDEO_CODEC_AV1, compressor_pb2.CODEC_MODE_CRF, 10.0),
     ]
+    weights = [list(r.batch.weights) for r in sent]
+    assert all(w == weights[0] for w in weights) and len(weights[0]) == 5, "every item carries the batch's weights"
+    assert weights[0][1] > weights[0][0] and weights[0][2] > weights[0][0], "x265 and T=93 items get more time"
+    assert [r.batch.index for r in sent] == [0, 1, 2, 3, 4] and {r.batch.size for r in sent} == {5}
 
 
 async def test_unusable_items_fail_without_a_call_and_the_rest_succeed(replicas, pools) -> None:

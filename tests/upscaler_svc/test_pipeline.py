@@ -30,7 +30,7 @@ from tests.upscaler_svc.conftest import (
 from upscaler_svc.encode import EncoderSettings, size_cap_bytes
 from upscaler_svc.pipeline import PipelineLimits, UpscalePipeline
 
-FAST = EncoderSettings(x265_preset="ultrafast", svtav1_preset=12)
+FAST = EncoderSettings(x265_preset="ultrafast", svtav1_preset=10)
 
 
 def run(pipeline: UpscalePipeline, source: Path, output: Path, scale: int, codec: str = "hevc",

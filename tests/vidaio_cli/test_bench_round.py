@@ -50,5 +50,6 @@ def test_bench_round_help_runs():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_round.py"), "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    for flag in ("--task", "--items", "--timeout", "--seconds", "--height", "--clips-dir", "--seed", "--out"):
+    for flag in ("--task", "--items", "--timeout", "--seconds", "--height", "--clips-dir", "--seed", "--out",
+                 "--inputs-dir"):
         assert flag in result.stdout
