@@ -97,8 +97,8 @@ class Compressor:
 
 async def _search_on_proxy(ctx: JobContext) -> None:
     """Real size: whole-clip probes do not fit, so search a proxy of the clip's own frames (one scene)."""
-    # The starting rates are cautious; when even the fastest preset seems not to fit, try it anyway: the
-    # probes measure this machine and stop before they eat the final encode's time.
+    # When even the fastest preset seems not to fit, try it anyway: a probe runs only while it fits before
+    # the final encode, and a first output whose verification does not fit is still delivered.
     fastest = ctx.options.preset or ctx.encoder.presets[-1]
     preset = plan_on_proxy(ctx, proxy_frames(ctx.source.frame_count), PLANNED_PROBES) or fastest
     ctx.notes.append(f"real size: searched on a proxy, preset {preset}")

@@ -39,7 +39,8 @@ MAX_PROBES = 3
 WINDOW_FRAMES = 24
 SKIP_HEAD = 6
 # A frame of the proxy costs more to encode than a frame of the clip: its windows join at cuts, which the
-# encoders answer with key frames (measured at 720p: SVT-AV1 preset 10 1.8x, x265 ultrafast 1.85x).
+# encoders answer with key frames (measured at 720p: SVT-AV1 preset 10 1.8x; x265 in chunks about 1x, so
+# the final-encode estimate is the slower of this scaling and the cost model's).
 PROXY_ENCODE_INFLATION = 1.8
 BIAS_DATA = Path(__file__).with_name("data") / "proxy_bias.json"
 
@@ -134,9 +135,9 @@ async def probe_proxy(ctx: JobContext, proxy: Proxy, q: float, preset: str) -> t
 async def search_on_proxy(ctx: JobContext, max_probes: int) -> int:
     """Probe the proxy until the corrected curve brackets the search target (or the time the final encode
     and verification need is reached), then give the clip's one scene those probes as whole-clip
-    predictions, less the spread. The first probe always runs, and what it took, scaled to the whole clip,
-    is what the final encode and a sampled verification are expected to take: the probes time this machine
-    under its present load. Returns the probes made."""
+    predictions, less the spread. A probe runs only while it fits before the final encode and a sampled
+    verification, estimated from the cost model until a probe has timed this machine under its present
+    load. Returns the probes made."""
     state = ctx.scenes[0]
     fix = correction()
     target = ctx.targets.search + fix.spread
