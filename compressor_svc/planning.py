@@ -66,15 +66,15 @@ class CostModel:
         return self._vmaf_work(mpx, subsample, models) * self.vmaf
 
     def observe_encode(self, mpx: float, preset: str, seconds: float) -> None:
-        measured = _net_of_overhead(seconds) / max(mpx * self.encoder.cost(preset), 1e-9)
+        measured = net_of_overhead(seconds) / max(mpx * self.encoder.cost(preset), 1e-9)
         self.encode = _blend(self.encode, measured)
 
     def observe_vmaf(self, mpx: float, subsample: int, models: int, seconds: float) -> None:
-        measured = _net_of_overhead(seconds) / max(self._vmaf_work(mpx, subsample, models), 1e-9)
+        measured = net_of_overhead(seconds) / max(self._vmaf_work(mpx, subsample, models), 1e-9)
         self.vmaf = _blend(self.vmaf, measured)
 
 
-def _net_of_overhead(seconds: float) -> float:
+def net_of_overhead(seconds: float) -> float:
     """A run's time without the fixed start-up cost, which the estimates add per call."""
     return max(seconds - CALL_OVERHEAD, 0.2 * seconds)
 

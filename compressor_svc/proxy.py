@@ -23,7 +23,7 @@ from pathlib import Path
 
 from compressor_svc.assemble import encode_frames
 from compressor_svc.context import JobContext
-from compressor_svc.planning import CALL_OVERHEAD, proxy_costs
+from compressor_svc.planning import net_of_overhead, proxy_costs
 from compressor_svc.scenes import Scene
 from compressor_svc.search import Probe, next_probe
 from mesh.ffmpeg import run_ffmpeg
@@ -106,11 +106,6 @@ async def build_proxy(ctx: JobContext) -> Proxy:
     return Proxy(path, len(starts) * length)
 
 
-def _net(seconds: float) -> float:
-    """A run's time without ffmpeg's start-up, which does not grow with the frames."""
-    return max(seconds - CALL_OVERHEAD, 0.2 * seconds)
-
-
 def _reading(scores, frames: int) -> float:
     """VMAF-NEG over the proxy's frames less each window's first SKIP_HEAD."""
     length = min(WINDOW_FRAMES, frames)
@@ -157,10 +152,10 @@ async def search_on_proxy(ctx: JobContext, max_probes: int) -> int:
         raw, size, encode_seconds = await probe_proxy(ctx, proxy, q, state.preset)
         probe_seconds = time.monotonic() - started  # the proxy was built before the clock started
         # A sampled verification still decodes every frame: about 0.4 of a full pass, by our measurements.
-        ctx.verify_seconds = 1.1 * (0.4 * scale * _net(probe_seconds - encode_seconds) + 1.0)
+        ctx.verify_seconds = 1.1 * (0.4 * scale * net_of_overhead(probe_seconds - encode_seconds) + 1.0)
         # The slower of two estimates of the final encode: the probe's time scaled to the clip (which varies
         # with how each encoder meets the proxy's cuts) and the cost model's (an overrun loses the item).
-        scaled = scale * _net(encode_seconds) / PROXY_ENCODE_INFLATION
+        scaled = scale * net_of_overhead(encode_seconds) / PROXY_ENCODE_INFLATION
         modelled = ctx.costs.encode_seconds(ctx.mpx(ctx.source.frame_count), state.preset)
         final_seconds = 1.2 * (max(scaled, modelled) + 1.0) + ctx.verify_seconds
         probes.append(Probe(q, raw + fix.bias, int(size * scale)))
