@@ -85,8 +85,11 @@ class Dispatcher:
         self, items: Sequence[CompressItem], deadline: float, label: str, on_done: OnItemDone | None = None,
         priority: str = SYNTHETIC,
     ) -> list[str]:
+        # Compression items share the synapse's time by what their codec and threshold cost.
+        weights = [compression_time_weight(item.target_codec, item.vmaf_threshold) for item in items]
+
         def build(item: CompressItem) -> compressor_pb2.CompressRequest:
-            return compress_request(item, f"{label}-{item.index}", _batch(label, items, item), priority,
+            return compress_request(item, f"{label}-{item.index}", _batch(label, items, item, weights), priority,
                                     self._operator_seed)
 
         def attributes(item: CompressItem) -> dict[str, object]:
@@ -149,14 +152,11 @@ class Dispatcher:
         return ""
 
 
-def _batch(label: str, items: Sequence[Item], item: Item) -> common_pb2.Batch:
-    """The items sent together are one batch: the services share its deadline among them, compression items
-    weighted by what their codec and threshold cost."""
+def _batch(label: str, items: Sequence[Item], item: Item, weights: Sequence[float] = ()) -> common_pb2.Batch:
+    """The items sent together are one batch: the services share its deadline among them, in proportion to
+    `weights` (one per item; none = equal shares)."""
     index = next(position for position, other in enumerate(items) if other is item)
-    weights = [compression_time_weight(other.target_codec, other.vmaf_threshold) for other in items
-               if isinstance(other, CompressItem)]
-    return common_pb2.Batch(id=label, size=len(items), index=index,
-                            weights=weights if len(weights) == len(items) else [])
+    return common_pb2.Batch(id=label, size=len(items), index=index, weights=weights)
 
 
 async def _call(pool: EndpointPool, request, deadline: float, span: trace.Span, index: int) -> str:
