@@ -163,23 +163,20 @@ async def _finish(ctx: JobContext) -> Candidate:
                 ctx.notes.append("refinement skipped: not enough time left")
                 break
         tried.add(allocation.qs)
+        output = None
         try:
             if candidates:
                 output = await assemble(ctx, allocation, attempt)
             else:
                 allocation, output = await _first_output(ctx, allocation)
-        except TimeoutError:
-            if candidates:
-                ctx.notes.append("refinement stopped by the deadline")
-                break
-            raise
-        try:
             candidate = await verify(ctx, output, allocation, attempt)
         except TimeoutError:
             if candidates:
                 ctx.notes.append("refinement stopped by the deadline")
                 break
-            candidate = await unverified(ctx, output, allocation)
+            if output is None:
+                raise
+            candidate = await unverified(ctx, output, allocation)  # encoded, but no time to measure it
         candidates.append(candidate)
         check_structure(candidate)
         learn_from(ctx, candidate)
