@@ -42,9 +42,8 @@ from mesh.media import probe  # noqa: E402
 from mesh.scoring import head_compression_score  # noqa: E402
 from mesh.vmaf import measure  # noqa: E402
 from vidaio_cli import competition_scoring as cs  # noqa: E402
+from vidaio_cli.demo import clips_dir  # noqa: E402
 from vidaio_cli.synthetic import ClipSpec, make_clip  # noqa: E402
-
-DEFAULT_CLIPS = Path(os.environ.get("VIDAIO_CLIPS_DIR", REPO.parent / "shared" / "data" / "clips"))
 
 
 def source_clips(clips_dir: Path, names: list[str], limit: int, scratch: Path) -> list[Path]:
@@ -151,7 +150,7 @@ def score(source: Path, output: Path | None, threshold: float, wall: float, args
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips-dir", type=Path, default=DEFAULT_CLIPS)
+    parser.add_argument("--clips-dir", type=Path, default=clips_dir())
     parser.add_argument("--clips", default="", help="comma-separated clip file names (default: the first --max-clips)")
     parser.add_argument("--max-clips", type=int, default=2)
     parser.add_argument("--lengths", default="5,10,30", help="seconds, comma-separated")
