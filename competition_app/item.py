@@ -103,7 +103,7 @@ async def _video(plan: Plan, work: Path, until: float, threads: int, settings: C
             return await fallback.encode(plan.facts, plan.item, work / "fast.mp4", timeout=until - time.monotonic(),
                                          **fast)
     job = CompressJob(plan.item.vmaf_threshold, "av1", plan.item.codec_mode, plan.item.bitrate_mbps)
-    options = CompressOptions(threads=threads, allow_hardware=settings.allow_hardware)
+    options = CompressOptions(threads=threads, allow_hardware=settings.allow_hardware, lean=settings.policy == "lean")
     core_until = until - settings.fallback_share * (until - time.monotonic())
     try:
         outcome = await _encode(plan, job, options, work / "core", core_until)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# search: a verified search within the deadline (a manifest without a cost term, like comp-01); lean: a small
+# proxy search and one encode at the fastest preset, not measured (when the cost term counts).
+Policy = Literal["search", "lean"]
 
 
 class CompetitionSettings(BaseSettings):
@@ -27,3 +32,4 @@ class CompetitionSettings(BaseSettings):
                                 description="when the fast encode alone needs more of an item's time, no search")
     cpus: int = Field(0, ge=0, le=256, description="cores to use; 0 = what the cgroup allows")
     allow_hardware: bool = Field(True, description="NVENC where it really opens, SVT-AV1 otherwise")
+    policy: Policy = Field("search", description="how much each item may spend: search or lean (above)")

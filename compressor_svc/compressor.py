@@ -34,9 +34,16 @@ from compressor_svc.planning import (
     verify_reserve,
 )
 from compressor_svc.probing import calibrate, search
-from compressor_svc.proxy import MAX_PROBES, PLANNED_PROBES, proxy_frames, search_on_proxy, worth_it
+from compressor_svc.proxy import (
+    MAX_PROBES,
+    PLANNED_PROBES,
+    lean_windows,
+    proxy_frames,
+    search_on_proxy,
+    worth_it,
+)
 from compressor_svc.scenes import Scene, detect_scenes
-from compressor_svc.search import Allocation
+from compressor_svc.search import EXTRAPOLATE_VMAF, Allocation
 from compressor_svc.verify import check_structure, learn_from, unverified, verify
 from mesh.codecs import select_encoder
 from mesh.errors import DeadlineTooShort, InvalidInput
@@ -46,6 +53,11 @@ from mesh.progress import ProgressFn, ProgressReporter, reporting
 
 log = logging.getLogger(__name__)
 
+# A lean job probes its proxy once, aiming LEAN_FIRST_MARGIN over the target, and a second time only when the
+# first reads farther from the target than a curve extrapolates (EXTRAPOLATE_VMAF): a typical first guess is far
+# off on grainy sources (one probe left a 480p item at ratio 1.18, under the 1.25 gate).
+LEAN_PROBES = 2
+LEAN_FIRST_MARGIN = 1.0
 # A refinement must be predicted to earn at least this much more than the best verified candidate.
 MIN_SCORE_GAIN = 0.002
 
@@ -79,6 +91,8 @@ class Compressor:
         try:
             if self.options.fixed_q is not None:
                 best = await _fixed_quality(ctx, self.options.fixed_q)
+            elif self.options.lean:
+                best = await _lean(ctx)
             else:
                 await calibrate(ctx)
                 await _split(ctx)
@@ -105,6 +119,24 @@ async def _search_on_proxy(ctx: JobContext) -> None:
     ctx.on_proxy = True
     ctx.scenes = [SceneState(Scene(0, 0, ctx.source.frame_count), preset)]
     await search_on_proxy(ctx, MAX_PROBES)
+
+
+async def _lean(ctx: JobContext) -> Candidate:
+    """Cost first: no calibration, scene detection or verification; a proxy of about a sixth of the clip
+    probed (at most LEAN_PROBES times) at the fastest preset, then the one encode, whose VMAF-NEG is the
+    search's prediction less the proxy's spread (format, ratio and bitrate gates still checked)."""
+    frames = ctx.source.frame_count
+    ctx.on_proxy = True
+    ctx.scenes = [SceneState(Scene(0, 0, frames), ctx.options.preset or ctx.encoder.presets[-1])]
+    await search_on_proxy(ctx, LEAN_PROBES, windows=lean_windows(frames), first_margin=LEAN_FIRST_MARGIN,
+                          settle_within=EXTRAPOLATE_VMAF)
+    state = ctx.scenes[0]
+    if not state.probes:
+        safe_probe(ctx, state)
+    allocation = choose_allocation(ctx)
+    candidate = await unverified(ctx, await assemble(ctx, allocation, 0), allocation, why="lean: not measured")
+    check_structure(candidate)
+    return candidate
 
 
 async def _fixed_quality(ctx: JobContext, q: float) -> Candidate:

@@ -72,6 +72,9 @@ class CompressOptions:
     refine_passes: int = 2
     preset: str | None = None
     fixed_q: float | None = None
+    # Cost first (the competition bills every second): a small proxy search at the fastest preset and one
+    # encode, delivered with its predicted VMAF-NEG, not measured (compressor._lean).
+    lean: bool = False
     split_scenes: bool = True
     select_by_score: bool = True
     tuned: bool = True

@@ -37,6 +37,8 @@ WINDOWS = 10
 PLANNED_PROBES = 1
 MAX_PROBES = 3
 WINDOW_FRAMES = 24
+# A lean job (compressor_svc.compressor) samples one window per this many windows' worth of frames.
+LEAN_CLIP_SHARE = 6
 SKIP_HEAD = 6
 # A frame of the proxy costs more to encode than a frame of the clip: its windows join at cuts, which the
 # encoders answer with key frames (measured at 720p: SVT-AV1 preset 10 1.8x; x265 in chunks about 1x, so
@@ -76,10 +78,10 @@ class Proxy:
     frames: int
 
 
-def window_starts(total_frames: int) -> list[int]:
+def window_starts(total_frames: int, windows: int = WINDOWS) -> list[int]:
     """Where each window starts: evenly spread, the first at the clip's start, the last ending at its end."""
     length = min(WINDOW_FRAMES, total_frames)
-    count = max(1, min(WINDOWS, total_frames // max(length, 1)))
+    count = max(1, min(windows, total_frames // max(length, 1)))
     if count == 1:
         return [0]
     step = (total_frames - length) / (count - 1)
@@ -90,13 +92,19 @@ def proxy_frames(total_frames: int) -> int:
     return len(window_starts(total_frames)) * min(WINDOW_FRAMES, total_frames)
 
 
+def lean_windows(total_frames: int) -> int:
+    """A lean job's windows: about a sixth of the clip (two at least, `WINDOWS` at most), so that its probe
+    costs a fraction of the one encode it pays for."""
+    return max(2, min(WINDOWS, total_frames // (LEAN_CLIP_SHARE * WINDOW_FRAMES)))
+
+
 def worth_it(total_frames: int) -> bool:
     """A proxy only pays when it is a small part of the clip (a 30-s clip: 240 of 900 frames)."""
     return total_frames >= 3 * WINDOWS * WINDOW_FRAMES
 
 
-async def build_proxy(ctx: JobContext) -> Proxy:
-    starts = window_starts(ctx.source.frame_count)
+async def build_proxy(ctx: JobContext, windows: int = WINDOWS) -> Proxy:
+    starts = window_starts(ctx.source.frame_count, windows)
     length = min(WINDOW_FRAMES, ctx.source.frame_count)
     selection = "+".join(f"between(n,{start},{start + length - 1})" for start in starts)
     path = ctx.workdir / "proxy.nut"  # exact timestamps (Matroska rounds to 1 ms; libvmaf pairs frames by time)
@@ -127,23 +135,29 @@ async def probe_proxy(ctx: JobContext, proxy: Proxy, q: float, preset: str) -> t
     return _reading(scores, proxy.frames), size, encode_seconds
 
 
-async def search_on_proxy(ctx: JobContext, max_probes: int) -> int:
+async def search_on_proxy(ctx: JobContext, max_probes: int, windows: int = WINDOWS, *,
+                          first_margin: float | None = None, settle_within: float = 0.0) -> int:
     """Probe the proxy until the corrected curve brackets the search target (or the time the final encode
     and verification need is reached), then give the clip's one scene those probes as whole-clip
     predictions, less the spread. A probe runs only while it fits before the final encode and a sampled
     verification, estimated from the cost model until a probe has timed this machine under its present
-    load. Returns the probes made."""
+    load. `first_margin` (VMAF-NEG points over the target) sets the first probe's aim, the search's default
+    otherwise; once a probe reads within `settle_within` of the target the curve extrapolates the rest
+    (a lean job's saving). Returns the probes made."""
     state = ctx.scenes[0]
     fix = correction()
     target = ctx.targets.search + fix.spread
-    ctx.reporter.update("search", 0, max_probes, "probes", f"proxy of {WINDOWS} windows")
-    proxy = await build_proxy(ctx)
+    ctx.reporter.update("search", 0, max_probes, "probes", f"proxy of {windows} windows")
+    proxy = await build_proxy(ctx, windows)
     scale = ctx.source.frame_count / proxy.frames
     # Until a probe has timed this machine, the cost model's figures.
     _, probe_seconds, final_seconds = proxy_costs(ctx, proxy.frames, state.preset)
     probes: list[Probe] = []
+    first = None if first_margin is None else ctx.encoder.guess(target + first_margin)
     for made in range(max_probes):
-        q = next_probe(probes, target, ctx.encoder)
+        if probes and abs(probes[-1].vmaf_neg - target) <= settle_within:
+            return made
+        q = next_probe(probes, target, ctx.encoder, start=first)
         started = time.monotonic()
         if q is None or ctx.clock.remaining() - final_seconds < probe_seconds:
             if not made:

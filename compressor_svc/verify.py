@@ -45,8 +45,9 @@ async def verify(ctx: JobContext, output: Path, allocation: Allocation, attempt:
     return Candidate(output, media, scores, allocation.qs, gates, score, meets)
 
 
-async def unverified(ctx: JobContext, output: Path, allocation: Allocation) -> Candidate:
-    """The first candidate when the deadline leaves no time to measure it: the validator's format, ratio
+async def unverified(ctx: JobContext, output: Path, allocation: Allocation,
+                     why: str = "deadline: no time to measure the output") -> Candidate:
+    """A candidate not measured (the deadline left no time, or a lean job): the validator's format, ratio
     and bitrate gates (a probe of the file), and the search's prediction (already less the proxy's spread)
     as its VMAF-NEG. An output predicted to meet the target beats none: an empty answer scores 0."""
     media = await asyncio.to_thread(probe, output)
@@ -57,7 +58,7 @@ async def unverified(ctx: JobContext, output: Path, allocation: Allocation) -> C
     passed = all_passed(gates)
     rate = compression_rate(ctx.source.size_bytes, media.size_bytes)
     score = head_compression_score(predicted, rate, job.threshold) if passed else 0.0
-    ctx.notes.append("deadline: no time to measure the output; its VMAF-NEG is the search's prediction")
+    ctx.notes.append(f"{why}; its VMAF-NEG is the search's prediction")
     return Candidate(output, media, scores, allocation.qs, gates, score, passed and predicted >= ctx.targets.aim)
 
 

@@ -42,6 +42,9 @@ def export(
     replace: Annotated[bool, typer.Option(help="Clear an existing export (everything but .git) first.")] = False,
     sdk_extras: Annotated[bool, typer.Option(help="Also copy the Modal build script and the warm-up fixture (a "
                                                   "binary clip) that the subnet SDK's own validate needs.")] = False,
+    policy: Annotated[str, typer.Option(help="search: a verified search within the deadline, for a manifest "
+                                             "without a cost term (comp-01); lean: a small proxy search and one "
+                                             "encode, when cost counts (docs/competition.md).")] = "search",
 ) -> None:
     """Write the solution repository (competition spec §2) and check it with the subnet's static rules."""
     from vidaio_cli.competition_export import ExportRefused, export_solution
@@ -51,7 +54,7 @@ def export(
                    source_roots=tuple(path.resolve() for path in source_root or [REPO_ROOT]))
     try:
         result = export_solution(subnet_repo, out, gpu=gpu, cpus=cpus, spec=spec, replace=replace,
-                                 with_sdk_extras=sdk_extras)
+                                 with_sdk_extras=sdk_extras, policy=policy)
     except (ExportRefused, VendorError) as exc:
         typer.echo(f"export refused: {exc}", err=True)
         raise typer.Exit(2) from exc

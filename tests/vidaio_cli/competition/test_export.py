@@ -139,6 +139,20 @@ def test_export_refuses_sandbox_resources_the_competition_does_not_allow(tmp_pat
                         spec=standin_spec(standin_sources))
 
 
+def test_the_policy_is_set_in_the_image_and_an_unknown_one_is_refused(tmp_path, subnet_checkout,
+                                                                      accept_fabricated_sdk, standin_sources):
+    spec = standin_spec(standin_sources)
+    with pytest.raises(ExportRefused, match="--policy"):
+        export_solution(subnet_checkout, tmp_path / "refused", spec=spec, policy="fastest")
+    assert not (tmp_path / "refused").exists(), "refused before the first byte"
+    export_solution(subnet_checkout, tmp_path / "lean", spec=spec, policy="lean")
+    assert "ENV COMPETITION_POLICY=lean" in (tmp_path / "lean/miner/compression/Dockerfile").read_text()
+
+
+def test_the_default_export_runs_the_verified_search(exported):
+    assert "ENV COMPETITION_POLICY=search" in (exported / "miner/compression/Dockerfile").read_text()
+
+
 def _standin_importing(root, source: str):
     (root / "competition_app" / "app.py").write_text(source)
     return standin_spec(root)
