@@ -44,15 +44,16 @@ def predicted_score(ctx: JobContext, allocation: Allocation) -> float:
 
 
 def _predicted_key(ctx: JobContext, allocation: Allocation) -> tuple:
-    """Rank splits: under the bitrate cap first, then reaching the floor, then the predicted score.
-    When the floor is out of reach under a cap, the best quality under it wins."""
+    """Rank splits: under the bitrate cap first, then earning anything at all (a split reaching the floor
+    only at a ratio under the 1.25 gate earns 0), then reaching the floor, then the predicted score. When
+    the floor is out of reach under a cap, the best quality under it wins."""
     cap = ctx.bitrate_cap_bytes()
     within_cap = cap is None or allocation.size <= cap
+    score = predicted_score(ctx, allocation)
     meets = allocation.vmaf_neg >= ctx.targets.floor
     if not meets and cap is not None:
-        return (within_cap, meets, allocation.vmaf_neg, -allocation.size)
-    return (within_cap, meets, predicted_score(ctx, allocation),
-            allocation.vmaf_neg if not meets else -allocation.size)
+        return (within_cap, score > 0, meets, allocation.vmaf_neg, -allocation.size)
+    return (within_cap, score > 0, meets, score, allocation.vmaf_neg if not meets else -allocation.size)
 
 
 def _pick(ctx: JobContext, curves: list[SceneCurve], grids: list[np.ndarray] | None = None) -> Allocation:

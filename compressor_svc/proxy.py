@@ -25,7 +25,7 @@ from compressor_svc.assemble import encode_frames
 from compressor_svc.context import JobContext
 from compressor_svc.planning import net_of_overhead, proxy_costs
 from compressor_svc.scenes import Scene
-from compressor_svc.search import Probe, next_probe
+from compressor_svc.search import FIRST_PROBE_MARGIN, Probe, next_probe
 from mesh.ffmpeg import run_ffmpeg
 from mesh.vmaf import harmonic_mean, measure
 
@@ -136,14 +136,13 @@ async def probe_proxy(ctx: JobContext, proxy: Proxy, q: float, preset: str) -> t
 
 
 async def search_on_proxy(ctx: JobContext, max_probes: int, windows: int = WINDOWS, *,
-                          first_margin: float | None = None, settle_within: float = 0.0) -> int:
+                          first_margin: float = FIRST_PROBE_MARGIN, settle_within: float = 0.0) -> int:
     """Probe the proxy until the corrected curve brackets the search target (or the time the final encode
     and verification need is reached), then give the clip's one scene those probes as whole-clip
     predictions, less the spread. A probe runs only while it fits before the final encode and a sampled
     verification, estimated from the cost model until a probe has timed this machine under its present
-    load. `first_margin` (VMAF-NEG points over the target) sets the first probe's aim, the search's default
-    otherwise; once a probe reads within `settle_within` of the target the curve extrapolates the rest
-    (a lean job's saving). Returns the probes made."""
+    load. The first probe aims `first_margin` over the target; once a probe reads within `settle_within` of
+    the target the curve extrapolates the rest (a lean job's saving). Returns the probes made."""
     state = ctx.scenes[0]
     fix = correction()
     target = ctx.targets.search + fix.spread
@@ -153,7 +152,7 @@ async def search_on_proxy(ctx: JobContext, max_probes: int, windows: int = WINDO
     # Until a probe has timed this machine, the cost model's figures.
     _, probe_seconds, final_seconds = proxy_costs(ctx, proxy.frames, state.preset)
     probes: list[Probe] = []
-    first = None if first_margin is None else ctx.encoder.guess(target + first_margin)
+    first = ctx.encoder.guess(target + first_margin)
     for made in range(max_probes):
         if probes and abs(probes[-1].vmaf_neg - target) <= settle_within:
             return made
