@@ -28,14 +28,9 @@ def encode_args(facts: MediaFacts, item: Item, dest: Path, *, threads: int, allo
     """The whole clip (or its first `frames` frames) the fast way."""
     encoder = select_encoder("av1", allow_hardware=allow_hardware)
     q = encoder.guess(item.vmaf_threshold + SAFE_MARGIN_VMAF)
-    codec = encoder.args(q, encoder.presets[-1], threads=threads)
-    if item.codec_mode == "VBR" and item.target_bitrate:
-        cap = int(item.target_bitrate * 1.10 * CAP_SHARE)
-        if encoder.hardware:
-            codec += ["-maxrate", str(cap), "-bufsize", str(2 * cap)]
-        else:  # SVT-AV1's capped CRF
-            at = codec.index("-svtav1-params") + 1
-            codec[at] += f":mbr={cap // 1000}"
+    cap = int(item.target_bitrate * 1.10 * CAP_SHARE) // 1000 if item.codec_mode == "VBR" and item.target_bitrate \
+        else None
+    codec = encoder.args(q, encoder.presets[-1], threads=threads, max_kbps=cap)
     colour = []
     for option, value in (("-color_primaries", facts.color_primaries), ("-color_trc", facts.color_transfer),
                           ("-colorspace", facts.color_space), ("-color_range", facts.color_range)):

@@ -100,15 +100,20 @@ class Encoder:
     def cost(self, preset: str) -> float:
         return self.preset_cost[self.presets.index(preset)]
 
-    def args(self, q: float, preset: str, *, threads: int, tuned: bool = True) -> list[str]:
+    def args(self, q: float, preset: str, *, threads: int, tuned: bool = True,
+             max_kbps: int | None = None) -> list[str]:
         """Output options for one constant-quality encode at `q` with `preset`.
 
         `tuned` adds the options we found to give more VMAF-NEG per bit; without it the encoder runs on
-        its defaults (what ab-av1 or a stock miner would run).
+        its defaults (what ab-av1 or a stock miner would run). `max_kbps` caps the bitrate (capped CRF:
+        q wherever the cap allows, less quality where it binds).
         """
         if preset not in self.presets:
             raise ValueError(f"{self.name} has no preset {preset!r}")
-        return _ARGS[self.name](self, q, preset, threads, tuned)
+        args = _ARGS[self.name](self, q, preset, threads, tuned)
+        if max_kbps:
+            args = _cap(self, args, max_kbps)
+        return args
 
 
 # HEVC in MP4 as `hvc1` (parameter sets in the sample entry), the tag players and Apple tools expect.
@@ -143,6 +148,17 @@ def _nvenc(enc: Encoder, q: float, preset: str, threads: int, tuned: bool) -> li
     tag = HEVC_MP4_TAG if enc.codec == "hevc" else []
     return ["-c:v", enc.name, "-preset", preset, "-tune", "hq", "-rc", "vbr", "-cq", f"{q:g}", "-b:v", "0",
             *profile, *tag]
+
+
+def _cap(enc: Encoder, args: list[str], max_kbps: int) -> list[str]:
+    """SVT-AV1 takes its cap in its own parameters (`mbr`); x265 as VBV; the others as ffmpeg's rate options."""
+    if enc.name == "libsvtav1":
+        at = args.index("-svtav1-params") + 1
+        return [*args[:at], f"{args[at]}:mbr={max_kbps}", *args[at + 1:]]
+    if enc.name == "libx265":
+        at = args.index("-x265-params") + 1
+        return [*args[:at], f"{args[at]}:vbv-maxrate={max_kbps}:vbv-bufsize={2 * max_kbps}", *args[at + 1:]]
+    return [*args, "-maxrate", f"{max_kbps}k", "-bufsize", f"{2 * max_kbps}k"]
 
 
 _ARGS = {"libsvtav1": _svtav1, "libx265": _x265, "libx264": _x264, "libvpx-vp9": _vp9,

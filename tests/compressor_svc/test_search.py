@@ -11,7 +11,7 @@ import pytest
 from compressor_svc.scenes import merge_boundaries
 from compressor_svc.search import Probe, SceneCurve, allocations, next_probe, uniform_allocation
 from compressor_svc.servicer import task_from_request
-from mesh.codecs import CPU_ENCODERS, normalize_codec, select_encoder
+from mesh.codecs import CPU_ENCODERS, NVENC_ENCODERS, normalize_codec, select_encoder
 from mesh.errors import InvalidInput
 from mesh.v1 import common_pb2, compressor_pb2
 
@@ -97,6 +97,11 @@ def test_codecs_and_encoders():
     assert select_encoder("av1").name in ("libsvtav1", "av1_nvenc"), "NVENC only where it really opens"
     args = AV1.args(41.25, "8", threads=2)
     assert args[:2] == ["-c:v", "libsvtav1"] and "crf=41.25:lp=2" in args[-1]
+    assert AV1.args(41.25, "8", threads=2, max_kbps=4000)[-1].endswith("crf=41.25:lp=2:mbr=4000")
+    x265 = select_encoder("hevc", allow_hardware=False).args(24, "fast", threads=2, max_kbps=4000)
+    assert any(arg.endswith(":vbv-maxrate=4000:vbv-bufsize=8000") for arg in x265)
+    nvenc = NVENC_ENCODERS["av1"].args(30, "p4", threads=2, max_kbps=4000)
+    assert nvenc[-4:] == ["-maxrate", "4000k", "-bufsize", "8000k"]
 
 
 def test_request_validation():
