@@ -22,6 +22,10 @@ from mesh.codecs import Encoder
 CONVERGED_WITHIN = 0.35
 MAX_JUMP_VMAF = 10.0
 EXTRAPOLATE_VMAF = 2.5
+# Toward better quality the curves reach farther: past their probes they assume the flattest slope seen (one
+# probe) or the measured one, so a far target is predicted late, not early; a real-size job whose one probe read
+# 4 points under the target otherwise chose the best q in reach and landed under T (docs/figures.md).
+QUALITY_REACH_VMAF = 6.0
 LAMBDA_STEPS = 240
 # VMAF saturates near 100, so ln(CEILING - VMAF) is close to linear in q where VMAF itself is not: the
 # search interpolates and the curves extrapolate in that space.
@@ -100,7 +104,8 @@ def distortion_slope(probes: Sequence[Probe], encoder: Encoder) -> float:
 class SceneCurve:
     """A scene's VMAF-NEG and ln(size) against q: piecewise linear through its probes (made monotone) in
     u = ln(100.5 - VMAF) and ln(size), extrapolated beyond them with the fitted slopes by about
-    `reach_vmaf` points of VMAF (a little for CRF; far when a bitrate cap may force much lower quality)."""
+    `reach_vmaf` points of VMAF toward lower quality (a little for CRF; far when a bitrate cap may force much
+    lower quality) and at least QUALITY_REACH_VMAF toward better quality."""
 
     def __init__(self, probes: Sequence[Probe], encoder: Encoder, frames: int,
                  reach_vmaf: float = EXTRAPOLATE_VMAF) -> None:
@@ -118,9 +123,8 @@ class SceneCurve:
             self.size_slope = (self.log_sizes[-1] - self.log_sizes[0]) / (self.qs[-1] - self.qs[0])
         else:
             self.size_slope = encoder.size_slope
-        reach = reach_vmaf / -encoder.vmaf_slope
-        self.q_low = encoder.clamp(self.qs[0] - reach)
-        self.q_high = encoder.clamp(self.qs[-1] + reach)
+        self.q_low = encoder.clamp(self.qs[0] - max(reach_vmaf, QUALITY_REACH_VMAF) / -encoder.vmaf_slope)
+        self.q_high = encoder.clamp(self.qs[-1] + reach_vmaf / -encoder.vmaf_slope)
 
     def grid(self) -> np.ndarray:
         step = self.encoder.q_step

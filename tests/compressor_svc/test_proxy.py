@@ -16,6 +16,7 @@ from compressor_svc.proxy import (
     ProxyCorrection,
     build_proxy,
     correction,
+    first_aim,
     probe_proxy,
     proxy_frames,
     window_starts,
@@ -36,6 +37,14 @@ def test_windows_spread_over_the_whole_clip():
     assert max(gaps) - min(gaps) <= 1, "evenly spaced, so each source of a permuted clip is sampled"
     assert proxy_frames(900) == WINDOWS * WINDOW_FRAMES
     assert not worth_it(300) and worth_it(900), "short clips are searched whole"
+
+
+def test_the_first_probe_aims_less_far_over_high_targets():
+    """A constant margin in distortion space: ~3 VMAF-NEG points over a T-85 target, ~1 over a T-93 one (a
+    first probe 3 points over 95.5 lands where nothing passes the ratio gate on grain)."""
+    margins = [first_aim(target) - target for target in (88.0, 91.7, 95.5)]
+    assert 2.8 <= margins[0] <= 3.1 and 1.0 <= margins[2] <= 1.4
+    assert margins[0] > margins[1] > margins[2] > 0
 
 
 def test_the_correction_is_fitted_from_the_kept_measurements():

@@ -9,7 +9,14 @@ import math
 import pytest
 
 from compressor_svc.scenes import merge_boundaries
-from compressor_svc.search import Probe, SceneCurve, allocations, next_probe, uniform_allocation
+from compressor_svc.search import (
+    EXTRAPOLATE_VMAF,
+    Probe,
+    SceneCurve,
+    allocations,
+    next_probe,
+    uniform_allocation,
+)
 from compressor_svc.servicer import task_from_request
 from mesh.codecs import CPU_ENCODERS, NVENC_ENCODERS, normalize_codec, select_encoder
 from mesh.errors import InvalidInput
@@ -135,3 +142,13 @@ def test_one_probe_curves_assume_the_flattest_slope_toward_quality():
     measured = (float(distortion(80.0)) - float(distortion(85.0))) / 4
     assert float(distortion(two.vmaf(26))) == pytest.approx(float(distortion(85.0)) - 4 * measured, rel=1e-6), \
         "two probes: the measured slope both ways"
+
+
+def test_a_one_probe_curve_reaches_far_toward_quality_and_a_little_away_from_it():
+    """A real-size job's one probe read 4 points under its target: the curve must still find a q predicted to
+    reach it (with the flattest slope, so late rather than early), not stop at the edge of a 2.5-point reach."""
+    hevc = CPU_ENCODERS["hevc"]
+    curve = SceneCurve([Probe(23, 86.0, 1_000_000)], hevc, 900)
+    q = curve.highest_q(90.5)
+    assert q < 23 and curve.vmaf(q) >= 90.5
+    assert curve.q_high <= 23 + EXTRAPOLATE_VMAF / -hevc.vmaf_slope + hevc.q_step, "toward lower quality as before"
