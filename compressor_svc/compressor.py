@@ -97,7 +97,7 @@ class Compressor:
             else:
                 await calibrate(ctx)
                 await _split(ctx)
-                probes_per_scene = plan(ctx)
+                probes_per_scene = plan(ctx, faster_presets=not worth_it(ctx.source.frame_count))
                 if probes_per_scene:
                     await search(ctx, probes_per_scene)
                 elif worth_it(ctx.source.frame_count):

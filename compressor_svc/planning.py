@@ -101,23 +101,27 @@ def expected_seconds(ctx: JobContext, preset: str, probes: float, scenes: int) -
     return search + 2 * (0.5 * encode + verify + CALL_OVERHEAD * scenes)
 
 
-def plan(ctx: JobContext) -> int:
+def plan(ctx: JobContext, faster_presets: bool = True) -> int:
     """Give every scene a preset and return the probes per scene (0: whole-scene probes do not fit).
 
     Preference order, first whose expected job fits in 70% of the time left: a full search (3 probes
     per scene) at the slowest preset down to the encoder's default, then a shorter search at the
     default, then faster presets. A slower preset saves 10-30% of the bytes at equal VMAF, so time
-    buys presets first; but a preset faster than the default loses more than a shorter search does.
+    buys presets first; but a preset faster than the default loses more than a shorter search does,
+    so with `faster_presets` off (a clip long enough for a proxy, whose search is the shorter one) the
+    plan stops at the default and the caller searches a proxy instead.
     """
     encoder = ctx.encoder
     presets = [ctx.options.preset] if ctx.options.preset else list(encoder.presets)
     default = encoder.default_preset if encoder.default_preset in presets else presets[0]
     slow_side = presets[:presets.index(default) + 1]
-    fast_side = presets[presets.index(default) + 1:]
+    fast_side = presets[presets.index(default) + 1:] if faster_presets else []
     plans = [(preset, 3.0) for preset in slow_side] + [(default, 2.0), (default, 1.0)]
     plans += [(preset, 1.0) for preset in fast_side]
-    plans.append((presets[-1], 1.0))
-    budgets = [ctx.clock.remaining() * 0.7] * (len(plans) - 1) + [ctx.clock.remaining()]
+    budgets = [ctx.clock.remaining() * 0.7] * len(plans)
+    if faster_presets:  # the last resort: the fastest preset with all the time left
+        plans.append((presets[-1], 1.0))
+        budgets.append(ctx.clock.remaining())
     chosen, probes = next(((preset, probes) for (preset, probes), budget in zip(plans, budgets)
                            if expected_seconds(ctx, preset, probes, len(ctx.scenes)) <= budget),
                           (presets[-1], 0.0))
