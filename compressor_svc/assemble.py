@@ -4,14 +4,13 @@ colour tags, frame count and square pixels, as the validator's gates ask."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 from compressor_svc.context import JobContext, SceneState
 from compressor_svc.scenes import Scene
 from compressor_svc.search import Allocation
-from mesh.ffmpeg import run_ffmpeg
+from mesh.ffmpeg import encode_side_by_side, join_video, run_ffmpeg
 from mesh.vmaf import frame_seek_args
 
 # Chunks shorter than this cost a key frame each for too little parallel work.
@@ -75,33 +74,8 @@ async def encode_frames(ctx: JobContext, scene: Scene, q: float, preset: str, de
         return
     threads = max(1, ctx.threads_per_job // len(chunks))
     paths = [dest.with_name(f"{dest.stem}-chunk{index}.mp4") for index in range(len(chunks))]
-    encodes = [asyncio.create_task(run_ffmpeg(encode_args(ctx, chunk, q, preset, path, source_path, threads),
-                                              timeout=ctx.timeout(reserve))) for chunk, path in zip(chunks, paths)]
-    try:
-        await asyncio.gather(*encodes)
-        await join(ctx, paths, dest)
-    except BaseException:
-        for encode in encodes:  # one chunk failed or the job was cancelled: stop the others too
-            encode.cancel()
-        await asyncio.gather(*encodes, return_exceptions=True)
-        raise
-    finally:
-        for path in paths:
-            path.unlink(missing_ok=True)
-
-
-async def join(ctx: JobContext, parts: list[Path], dest: Path) -> Path:
-    """The scene files as one MP4, by stream copy (no re-encode)."""
-    if len(parts) == 1:
-        await run_ffmpeg(["-y", "-loglevel", "error", "-i", str(parts[0]), "-map", "0:v:0", "-c", "copy",
-                          "-movflags", "+faststart", str(dest)], timeout=ctx.timeout())
-        return dest
-    listing = dest.with_suffix(".txt")
-    listing.write_text("".join(f"file '{part.resolve()}'\n" for part in parts), encoding="utf-8")
-    await run_ffmpeg(["-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
-                      "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", str(dest)],
-                     timeout=ctx.timeout())
-    return dest
+    await encode_side_by_side([encode_args(ctx, chunk, q, preset, path, source_path, threads)
+                               for chunk, path in zip(chunks, paths)], paths, dest, timeout=ctx.timeout(reserve))
 
 
 async def assemble(ctx: JobContext, allocation: Allocation, attempt: int, reserve: float = 0.0) -> Path:
@@ -111,4 +85,4 @@ async def assemble(ctx: JobContext, allocation: Allocation, attempt: int, reserv
         ctx.reporter.update("encode", done, len(ctx.scenes), "scenes",
                             f"scene {done + 1}/{len(ctx.scenes)}: {ctx.encoder.name} q {q:g}")
         parts.append(await encode_scene(ctx, state, q, reserve))
-    return await join(ctx, parts, ctx.workdir / f"candidate-{attempt}.mp4")
+    return await join_video(parts, ctx.workdir / f"candidate-{attempt}.mp4", timeout=ctx.timeout())

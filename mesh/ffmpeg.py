@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+from pathlib import Path
 
 import imageio_ffmpeg
 
@@ -70,6 +71,39 @@ async def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> str:
     if proc.returncode != 0:
         raise FfmpegError(f"ffmpeg exited with {proc.returncode}: {text[-1500:]}")
     return text
+
+
+async def encode_side_by_side(runs: list[list[str]], parts: list[Path], dest: Path, *, timeout: float) -> None:
+    """Run the ffmpeg `runs` (each writing its entry of `parts`) at once, then join `parts` into `dest` by
+    stream copy; one failing (or cancellation) stops the others. The parts are removed either way."""
+    encodes = [asyncio.create_task(run_ffmpeg(args, timeout=timeout)) for args in runs]
+    try:
+        await asyncio.gather(*encodes)
+        await join_video(parts, dest, timeout=timeout)
+    except BaseException:
+        for encode in encodes:
+            encode.cancel()
+        await asyncio.gather(*encodes, return_exceptions=True)
+        raise
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
+async def join_video(parts: list[Path], dest: Path, *, timeout: float) -> Path:
+    """The video of `parts`, one after the other, as one MP4, by stream copy (no re-encode)."""
+    if len(parts) == 1:
+        await run_ffmpeg(["-y", "-loglevel", "error", "-i", str(parts[0]), "-map", "0:v:0", "-c", "copy",
+                          "-movflags", "+faststart", str(dest)], timeout=timeout)
+        return dest
+    listing = dest.with_suffix(".txt")
+    listing.write_text("".join(f"file '{part.resolve()}'\n" for part in parts), encoding="utf-8")
+    try:
+        await run_ffmpeg(["-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
+                          "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", str(dest)], timeout=timeout)
+    finally:
+        listing.unlink(missing_ok=True)
+    return dest
 
 
 def run_ffmpeg_sync(args: list[str], *, timeout: float | None = None) -> str:
