@@ -97,7 +97,8 @@ async def join_video(parts: list[Path], dest: Path, *, timeout: float) -> Path:
                           "-movflags", "+faststart", str(dest)], timeout=timeout)
         return dest
     listing = dest.with_suffix(".txt")
-    listing.write_text("".join(f"file '{part.resolve()}'\n" for part in parts), encoding="utf-8")
+    quoted = (str(part.resolve()).replace("'", "'\\''") for part in parts)  # the concat list's quoting
+    listing.write_text("".join(f"file '{path}'\n" for path in quoted), encoding="utf-8")
     try:
         await run_ffmpeg(["-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
                           "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", str(dest)], timeout=timeout)
