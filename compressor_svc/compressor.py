@@ -54,9 +54,9 @@ from mesh.progress import ProgressFn, ProgressReporter, reporting
 log = logging.getLogger(__name__)
 
 # A lean job probes its proxy once, aiming LEAN_FIRST_MARGIN over the target (not 3: nothing verifies it
-# afterwards anyway), and a second time only when the first reads farther from the target than a curve
-# extrapolates (EXTRAPOLATE_VMAF): a typical first guess is far off on grainy sources (one probe left a 480p
-# item at ratio 1.18, under the 1.25 gate).
+# afterwards anyway), and a second time only when the first reads more than EXTRAPOLATE_VMAF from the target:
+# a typical first guess is far off on grainy sources (one probe left a 480p item at ratio 1.18, under the
+# 1.25 gate).
 LEAN_PROBES = 2
 LEAN_FIRST_MARGIN = 1.0
 # A refinement must be predicted to earn at least this much more than the best verified candidate.

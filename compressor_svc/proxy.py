@@ -36,10 +36,10 @@ WINDOWS = 10
 # The preset is planned so that PLANNED_PROBES fit; the search may go on to MAX_PROBES while time is left.
 PLANNED_PROBES = 1
 MAX_PROBES = 3
-# One probe is the norm here and its curve extrapolates at most EXTRAPOLATE_VMAF toward quality: a first probe
-# aimed 3 points over a target of 95.5 (T 93) landed at q 20 on grain, far from anything over the 1.25 ratio
-# gate; aimed 1 point over, T-89 probes read under the target by more than the reach. A margin constant in
-# distortion space answers both (docs/figures.md, "The real round").
+# One probe is the norm here, and the output is extrapolated from it: a first probe aimed 3 points over a
+# target of 95.5 (T 93) landed at q 20 on grain, far from anything over the 1.25 ratio gate; aimed 1 point
+# over, T-89 probes read under their targets by 4 points. A margin constant in distortion space answers both
+# (docs/figures.md, "The real round").
 FIRST_MARGIN_U = 0.27
 WINDOW_FRAMES = 24
 # A lean job (compressor_svc.compressor) samples one window per this many windows' worth of frames.
