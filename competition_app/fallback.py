@@ -76,7 +76,8 @@ async def encode(facts: MediaFacts, item: Item, dest: Path, *, threads: int, all
     paths = [dest.with_name(f"{dest.stem}-part{index}.mp4") for index in range(len(parts))]
     await encode_side_by_side([encode_args(facts, item, path, threads=share, allow_hardware=allow_hardware,
                                            frames=count, start=first)
-                               for (first, count), path in zip(parts, paths)], paths, dest, timeout=timeout)
+                               for (first, count), path in zip(parts, paths)], paths, dest,
+                              deadline=time.monotonic() + timeout)
     return dest
 
 

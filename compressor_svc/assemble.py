@@ -75,7 +75,8 @@ async def encode_frames(ctx: JobContext, scene: Scene, q: float, preset: str, de
     threads = max(1, ctx.threads_per_job // len(chunks))
     paths = [dest.with_name(f"{dest.stem}-chunk{index}.mp4") for index in range(len(chunks))]
     await encode_side_by_side([encode_args(ctx, chunk, q, preset, path, source_path, threads)
-                               for chunk, path in zip(chunks, paths)], paths, dest, timeout=ctx.timeout(reserve))
+                               for chunk, path in zip(chunks, paths)], paths, dest,
+                              deadline=time.monotonic() + ctx.timeout(reserve))
 
 
 async def assemble(ctx: JobContext, allocation: Allocation, attempt: int, reserve: float = 0.0) -> Path:

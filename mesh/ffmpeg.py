@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -73,13 +74,14 @@ async def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> str:
     return text
 
 
-async def encode_side_by_side(runs: list[list[str]], parts: list[Path], dest: Path, *, timeout: float) -> None:
+async def encode_side_by_side(runs: list[list[str]], parts: list[Path], dest: Path, *, deadline: float) -> None:
     """Run the ffmpeg `runs` (each writing its entry of `parts`) at once, then join `parts` into `dest` by
-    stream copy; one failing (or cancellation) stops the others. The parts are removed either way."""
-    encodes = [asyncio.create_task(run_ffmpeg(args, timeout=timeout)) for args in runs]
+    stream copy, all by `deadline` (time.monotonic()); one failing (or cancellation) stops the others. The
+    parts are removed either way."""
+    encodes = [asyncio.create_task(run_ffmpeg(args, timeout=deadline - time.monotonic())) for args in runs]
     try:
         await asyncio.gather(*encodes)
-        await join_video(parts, dest, timeout=timeout)
+        await join_video(parts, dest, timeout=deadline - time.monotonic())
     except BaseException:
         for encode in encodes:
             encode.cancel()
